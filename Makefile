@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   installs everything, then transcribes the shipped sample with the default model
+#   make test   installs everything, then runs lint, type checks and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE ?= samples/sample-en.flac
+
+.PHONY: demo test lint typecheck pytest setup system-deps clean
+
+demo: setup
+	$(BIN)/malsori transcribe $(SAMPLE) --word-timestamps
+
+test: setup lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/malsori models pull base
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

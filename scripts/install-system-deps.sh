@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages the tests need: espeak-ng and sox render synthetic speech, ffmpeg encodes test
+# files (mp3, opus, webm, mp4). malsori itself decodes with PyAV, which bundles FFmpeg's libraries.
+set -euo pipefail
+need=()
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v sox >/dev/null || need+=(sox)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${need[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null; then
+  SUDO="sudo"
+else
+  echo "error: need root or sudo to install ${need[*]} (apt-get install ${need[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

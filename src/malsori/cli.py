@@ -1,0 +1,253 @@
+"""The ``malsori`` command line. Thin: parse arguments, call the library, report.
+
+Every library error becomes one line on stderr (``malsori: error: ...``) and the exit code of
+its class (see ``malsori.errors``); tracebacks only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import InvalidOptionError, MalsoriError
+from .options import DEFAULT_TEMPERATURES, TranscribeOptions
+from .registry import DEFAULT_MODEL
+from .writers import format_timestamp
+
+logger = logging.getLogger("malsori")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit with the documented code through InvalidOptionError."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        raise InvalidOptionError(message)
+
+
+def _temperatures(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a temperature or comma-separated list: {value!r}"
+        ) from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "-m",
+        "--model",
+        default=DEFAULT_MODEL,
+        help="model name (base, tiny.en, small, large-v3, ...) or CTranslate2 folder "
+        f"(default: {DEFAULT_MODEL})",
+    )
+    g.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to run (default: auto, CUDA when present)",
+    )
+    g.add_argument(
+        "--compute-type",
+        default="auto",
+        help="CTranslate2 compute type: auto (int8 on CPU, float16 on CUDA), int8, "
+        "int8_float16, int16, float16, bfloat16, float32",
+    )
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads (default: 0, every core available)")  # fmt: skip
+
+
+def add_decode_arguments(p: argparse.ArgumentParser) -> None:
+    d = TranscribeOptions()
+    g = p.add_argument_group("decoding")
+    g.add_argument(
+        "--task",
+        choices=("transcribe", "translate"),
+        default=d.task,
+        help="transcribe in the spoken language, or translate to English",
+    )
+    g.add_argument(
+        "-l",
+        "--language",
+        default=None,
+        help="language code or name (ko, en, Japanese, ...); default: detect",
+    )
+    g.add_argument(
+        "--vad",
+        action=argparse.BooleanOptionalAction,
+        default=d.vad,
+        help="Silero voice activity detection before decoding (default: on)",
+    )
+    g.add_argument(
+        "--vad-threshold",
+        type=float,
+        default=d.vad_threshold,
+        help=f"speech probability threshold (default: {d.vad_threshold})",
+    )
+    g.add_argument(
+        "--vad-min-silence-ms",
+        type=int,
+        default=d.vad_min_silence_ms,
+        help=f"silence that splits speech regions (default: {d.vad_min_silence_ms})",
+    )
+    g.add_argument("--word-timestamps", action="store_true", help="time every word")
+    g.add_argument(
+        "--beam-size",
+        type=int,
+        default=d.beam_size,
+        help=f"beam width, 1 for greedy (default: {d.beam_size})",
+    )
+    g.add_argument(
+        "--best-of",
+        type=int,
+        default=d.best_of,
+        help=f"samples at temperatures above 0 (default: {d.best_of})",
+    )
+    g.add_argument(
+        "--temperature",
+        type=_temperatures,
+        default=DEFAULT_TEMPERATURES,
+        help="temperature, or comma-separated fallback temperatures (default: 0,0.2,0.4,0.6,0.8,1)",
+    )
+    g.add_argument(
+        "--compression-ratio-threshold",
+        type=float,
+        default=d.compression_ratio_threshold,
+        help="fall back to the next temperature above this gzip ratio (default: 2.4)",
+    )
+    g.add_argument(
+        "--logprob-threshold",
+        type=float,
+        default=d.log_prob_threshold,
+        help="fall back below this average log-probability (default: -1.0)",
+    )
+    g.add_argument(
+        "--no-speech-threshold",
+        type=float,
+        default=d.no_speech_threshold,
+        help="skip windows whose no-speech probability is above this (default: 0.6)",
+    )
+    g.add_argument(
+        "--condition-on-previous-text",
+        action=argparse.BooleanOptionalAction,
+        default=d.condition_on_previous_text,
+        help="prompt each window with the previous text (default: on)",
+    )
+    g.add_argument(
+        "--initial-prompt",
+        default=None,
+        help="text to condition the first window on (spelling, style, vocabulary)",
+    )
+    g.add_argument("--hotwords", default=None, help="words or phrases to bias the decoder toward")
+
+
+def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
+    """The one place CLI arguments become a ``TranscribeOptions``."""
+    return TranscribeOptions(
+        task=args.task,
+        language=args.language,
+        vad=args.vad,
+        vad_threshold=args.vad_threshold,
+        vad_min_silence_ms=args.vad_min_silence_ms,
+        word_timestamps=args.word_timestamps,
+        beam_size=args.beam_size,
+        best_of=args.best_of,
+        temperature=args.temperature,
+        compression_ratio_threshold=args.compression_ratio_threshold,
+        log_prob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold,
+        condition_on_previous_text=args.condition_on_previous_text,
+        initial_prompt=args.initial_prompt,
+        hotwords=args.hotwords,
+    )
+
+
+def load_model_from_args(args: argparse.Namespace) -> Any:
+    from .model import load_model
+
+    return load_model(
+        args.model, device=args.device, compute_type=args.compute_type, threads=args.threads
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="malsori",
+        description="Speech recognition with Whisper: transcribe, translate, detect language.",
+        epilog="Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 bad input, 4 model problem, "
+        "5 output not writable, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"malsori {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details and show tracebacks")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    from .commands import register_all
+
+    register_all(sub)
+    return parser
+
+
+def _set_up_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:  # faster-whisper warns on every silent file; malsori reports that itself
+        logging.getLogger("faster_whisper").setLevel(logging.ERROR)
+
+
+def report_error(error: BaseException | str) -> None:
+    print(f"malsori: error: {error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _set_up_logging(args.verbose)
+        if not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except MalsoriError as e:
+        if verbose:
+            logger.exception("failed")
+        report_error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("malsori: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `malsori ... | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as e:  # the last line of defence: one line, not a traceback
+        if verbose:
+            logger.exception("internal error")
+        print(
+            f"malsori: internal error: {type(e).__name__}: {e} (rerun with --verbose for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def output_stem(source: str) -> str:
+    return "stdin" if source == "-" else Path(source).stem
+
+
+def segment_line(start: float, end: float, text: str) -> str:
+    return f"[{format_timestamp(start)} --> {format_timestamp(end)}] {text.strip()}"

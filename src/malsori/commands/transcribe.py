@@ -1,0 +1,244 @@
+"""``malsori transcribe``, ``malsori detect-language`` and ``malsori languages``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..audio import STDIN, check_path, probe
+from ..cli import (
+    add_decode_arguments,
+    add_model_arguments,
+    load_model_from_args,
+    options_from_args,
+    output_stem,
+    report_error,
+    segment_line,
+)
+from ..errors import InvalidOptionError, MalsoriError
+from ..languages import LANGUAGES, language_name
+from ..results import Segment
+from ..writers import FORMATS, get_writer, parse_formats, write_outputs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transcribe",
+        help="transcribe or translate audio and video files",
+        description="Transcribe (or translate to English) audio or video files. Prints the "
+        "transcript as it is decoded; writes files with -o/-f.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="audio/video files, or - for stdin")
+    add_model_arguments(p)
+    add_decode_arguments(p)
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "-o",
+        "--output-dir",
+        default=None,
+        help="write transcript files here (- writes one format to stdout)",
+    )
+    o.add_argument(
+        "-f",
+        "--output-format",
+        default=None,
+        help=f"all, or a comma-separated list of {','.join(FORMATS)} "
+        "(default: all when -o is given; -f alone writes to the current folder)",
+    )
+    o.add_argument("-q", "--quiet", action="store_true",
+                   help="no live transcript, no progress bar")  # fmt: skip
+    p.set_defaults(handler=run_transcribe)
+
+    d = sub.add_parser(
+        "detect-language",
+        help="show the most likely spoken languages",
+        description="Detect the spoken language from the first speech in each file.",
+    )
+    d.add_argument("inputs", nargs="+", metavar="FILE", help="audio/video files, or - for stdin")
+    d.add_argument("--top", type=int, default=5, help="languages to show (default: 5)")
+    d.add_argument("--segments", type=int, default=1,
+                   help="30-second windows to average over (default: 1)")  # fmt: skip
+    d.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip non-speech before detecting (default: on)")  # fmt: skip
+    add_model_arguments(d)
+    d.set_defaults(handler=run_detect_language)
+
+    lang = sub.add_parser("languages", help="list Whisper's language codes")
+    lang.set_defaults(handler=run_languages)
+
+
+@dataclass
+class _Failures:
+    codes: list[int] = field(default_factory=list)
+
+    def add(self, error: MalsoriError, source: str | None = None) -> None:
+        message = str(error)
+        report_error(message if source is None or source in message else f"{source}: {message}")
+        self.codes.append(error.exit_code)
+
+    @property
+    def exit_code(self) -> int:
+        return self.codes[0] if self.codes else 0
+
+
+def _check_inputs(inputs: list[str], failures: _Failures) -> list[str]:
+    if inputs.count(STDIN) > 1:
+        raise InvalidOptionError("standard input (-) can be given only once")
+    good = []
+    for source in inputs:
+        if source == STDIN:
+            good.append(source)
+            continue
+        try:
+            check_path(source)
+            good.append(source)
+        except MalsoriError as e:
+            failures.add(e)
+    return good
+
+
+def _output_plan(args: argparse.Namespace, inputs: list[str]) -> tuple[str | None, tuple[str, ...]]:
+    if args.output_dir is None and args.output_format is None:
+        return None, ()
+    formats = parse_formats(args.output_format or "all")
+    directory = args.output_dir or "."
+    if directory == "-":
+        if len(formats) != 1:
+            raise InvalidOptionError("-o - writes to stdout: choose exactly one format with -f")
+        if len(inputs) != 1:
+            raise InvalidOptionError("-o - writes to stdout: give exactly one input")
+        return directory, formats
+    stems = [output_stem(s) for s in inputs]
+    clash = sorted({s for s in stems if stems.count(s) > 1})
+    if clash:
+        raise InvalidOptionError(
+            f"several inputs would write the same output name ({', '.join(clash)}); "
+            "use `malsori batch`, which mirrors the input folders"
+        )
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise InvalidOptionError(f"output folder {out} is a file")
+    return directory, formats
+
+
+class _Live:
+    """Prints segments as they are decoded and keeps a progress bar over audio time."""
+
+    def __init__(self, source: str, enabled: bool, show_lines: bool):
+        self.bar = None
+        self.show_lines = show_lines
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            total = None
+            if source != STDIN:
+                try:
+                    total = probe(source).declared_duration
+                except MalsoriError:
+                    total = None
+            self.bar = tqdm(
+                total=round(total, 1) if total else None,
+                unit="s",
+                unit_scale=False,
+                desc=Path(source).name if source != STDIN else "stdin",
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                "[{elapsed}<{remaining}]"
+                if total
+                else None,
+            )
+
+    def __call__(self, seg: Segment) -> None:
+        if self.show_lines:
+            line = segment_line(seg.start, seg.end, seg.text)
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stdout)
+            else:
+                print(line, flush=True)
+        if self.bar is not None:
+            target = min(seg.end, self.bar.total or seg.end)
+            self.bar.update(max(0.0, target - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    directory, formats = _output_plan(args, args.inputs)
+    failures = _Failures()
+    inputs = _check_inputs(args.inputs, failures)
+    if not inputs:
+        return failures.exit_code
+    model = load_model_from_args(args)
+    options.check_model(multilingual=model.multilingual, model_name=model.name)
+    to_stdout = directory == "-"
+    for source in inputs:
+        if len(inputs) > 1 and not args.quiet:
+            print(f"==> {source}", file=sys.stderr, flush=True)
+        live = _Live(source, enabled=not args.quiet, show_lines=not args.quiet and not to_stdout)
+        try:
+            transcript = model.transcribe(source, options, on_segment=live)
+        except MalsoriError as e:
+            live.close()
+            failures.add(e, source)
+            continue
+        live.close()
+        if not transcript.segments and not args.quiet:
+            print(f"malsori: {source}: no speech found", file=sys.stderr)
+        if to_stdout:
+            sys.stdout.write(get_writer(formats[0]).render(transcript))
+            sys.stdout.flush()
+        elif directory is not None:
+            try:
+                paths = write_outputs(transcript, directory, output_stem(source), formats)
+            except MalsoriError as e:
+                failures.add(e, source)
+                continue
+            if not args.quiet:
+                print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+        elif args.quiet:  # nothing printed live and no files: print the text itself
+            print(transcript.text)
+        if not args.quiet:
+            lang = transcript.language
+            how = f"detected, p={lang.probability:.2f}" if lang.detected else "given"
+            print(
+                f"{source}: {transcript.duration:.1f} s of audio in "
+                f"{transcript.processing_time:.1f} s (RTFx {transcript.rtfx:.1f}), "
+                f"language {lang.language} ({how})",
+                file=sys.stderr,
+            )
+    return failures.exit_code
+
+
+def run_detect_language(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise InvalidOptionError("--top must be at least 1")
+    failures = _Failures()
+    inputs = _check_inputs(args.inputs, failures)
+    if not inputs:
+        return failures.exit_code
+    model = load_model_from_args(args)
+    for source in inputs:
+        try:
+            info = model.detect_language(
+                source, vad=args.vad, language_detection_segments=args.segments
+            )
+        except MalsoriError as e:
+            failures.add(e, source)
+            continue
+        if len(inputs) > 1:
+            print(f"==> {source}")
+        for code, p in info.candidates[: args.top]:
+            print(f"{code:<4} {language_name(code):<16} {p:7.2%}")
+    return failures.exit_code
+
+
+def run_languages(args: argparse.Namespace) -> int:
+    for code, name in sorted(LANGUAGES.items()):
+        print(f"{code:<4} {name.title()}")
+    return 0

@@ -1,0 +1,71 @@
+"""Exceptions raised by malsori, each with the CLI exit code it maps to.
+
+The library raises these (keeping the original cause with ``raise ... from e``); the CLI turns them
+into one line on stderr and the exit code below, and the server maps them to HTTP statuses.
+
+Exit codes (documented in the README):
+
+    0  success
+    1  unexpected internal error (a bug: please report it)
+    2  bad usage: an unknown or impossible option, an unknown language code
+    3  bad input: missing file, a directory, empty file, no audio, undecodable or truncated audio
+    4  model problem: unknown model, not installed, cannot be downloaded, cannot be loaded
+    5  output problem: the output folder or file cannot be written
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+
+class MalsoriError(Exception):
+    """Base class for every error malsori reports to a user."""
+
+    exit_code: int = 1
+
+
+class InvalidOptionError(MalsoriError, ValueError):
+    """An option value or a combination of options that cannot work."""
+
+    exit_code = 2
+
+
+class InputError(MalsoriError):
+    """The input cannot be used as audio."""
+
+    exit_code = 3
+
+
+class AudioNotFoundError(InputError, FileNotFoundError):
+    """The input path does not exist or is not a regular file."""
+
+
+class AudioDecodeError(InputError):
+    """The input is not decodable audio (wrong format, corrupt or truncated)."""
+
+
+class EmptyAudioError(InputError):
+    """The input is an empty file or decodes to zero samples."""
+
+
+class ModelError(MalsoriError):
+    """A model cannot be resolved, installed or loaded."""
+
+    exit_code = 4
+
+
+class ModelNotFoundError(ModelError):
+    """Neither a known model nor a CTranslate2 Whisper folder, or not installed."""
+
+
+class ModelDownloadError(ModelError):
+    """The model would have to be downloaded and that failed (for example: no network)."""
+
+
+class ModelLoadError(ModelError):
+    """The model files exist but CTranslate2 cannot load them (corrupt or incomplete)."""
+
+
+class OutputError(MalsoriError, OSError):
+    """An output file or folder cannot be written."""
+
+    exit_code = 5

@@ -1,0 +1,146 @@
+"""Typed, frozen options for one transcription, validated once when built.
+
+Change a value with ``dataclasses.replace`` (or ``options.replace(...)``); nothing mutates an
+options object after it is made, so the one stored in a ``Transcript`` is exactly what ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from .errors import InvalidOptionError
+from .languages import normalize_language
+
+Task = Literal["transcribe", "translate"]
+TASKS: tuple[str, ...] = ("transcribe", "translate")
+
+DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What to decode and how. Defaults follow Whisper's, with Silero VAD switched on."""
+
+    # "transcribe" keeps the spoken language; "translate" writes English.
+    task: Task = "transcribe"
+    # Whisper language code ("ko", "en", ...) or English name; None detects it from the audio.
+    language: str | None = None
+
+    # Silero voice-activity detection: only speech regions reach the decoder.
+    vad: bool = True
+    # Speech probability above which a 32 ms frame counts as speech (0..1).
+    vad_threshold: float = 0.5
+    # Silence shorter than this does not end a speech region (milliseconds).
+    vad_min_silence_ms: int = 2000
+    # Padding added on each side of a speech region (milliseconds).
+    vad_speech_pad_ms: int = 400
+
+    # Per-word start/end times and probabilities (cross-attention alignment).
+    word_timestamps: bool = False
+
+    # Beam search width for temperature 0; 1 means greedy decoding.
+    beam_size: int = 5
+    # Candidates sampled at temperatures above 0.
+    best_of: int = 5
+    # Beam search patience factor.
+    patience: float = 1.0
+    # Temperatures tried in order when a decode fails the checks below (fallback).
+    temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
+    # A decode whose gzip compression ratio is above this is treated as repetitive (fallback).
+    compression_ratio_threshold: float | None = 2.4
+    # A decode whose average token log-probability is below this is treated as failed (fallback).
+    log_prob_threshold: float | None = -1.0
+    # A window whose no-speech probability is above this (and log-prob below the threshold above)
+    # is treated as silence and skipped.
+    no_speech_threshold: float | None = 0.6
+    # Feed the previous window's text as the prompt for the next one.
+    condition_on_previous_text: bool = True
+
+    # Text given as if it came before the audio: spelling, style, vocabulary.
+    initial_prompt: str | None = None
+    # Words or phrases to bias the decoder toward (prefixed to the context each window).
+    hotwords: str | None = None
+
+    # Audio windows used for language detection (each 30 s); more is steadier on mixed starts.
+    language_detection_segments: int = 1
+    # Long inputs are decoded and transcribed in windows of about this many seconds, cut at a
+    # silence, so hours of audio never sit in memory as float32 at once.
+    stream_window_s: float = 1200.0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise InvalidOptionError(f"unknown task {self.task!r}: use 'transcribe' or 'translate'")
+        object.__setattr__(self, "language", normalize_language(self.language))
+        temps = self.temperature
+        if isinstance(temps, int | float):
+            temps = (float(temps),)
+        temps = tuple(float(t) for t in temps)
+        object.__setattr__(self, "temperature", temps)
+        if not temps:
+            raise InvalidOptionError("temperature needs at least one value")
+        if any(t < 0 or t > 1 for t in temps):
+            raise InvalidOptionError(f"temperatures must lie in [0, 1], got {temps}")
+        if list(temps) != sorted(temps):
+            raise InvalidOptionError(f"fallback temperatures must increase, got {temps}")
+        if self.beam_size < 1:
+            raise InvalidOptionError(f"beam size must be at least 1, got {self.beam_size}")
+        if self.best_of < 1:
+            raise InvalidOptionError(f"best_of must be at least 1, got {self.best_of}")
+        if self.patience <= 0:
+            raise InvalidOptionError(f"patience must be positive, got {self.patience}")
+        if not 0.0 < self.vad_threshold < 1.0:
+            raise InvalidOptionError(f"VAD threshold must lie in (0, 1), got {self.vad_threshold}")
+        if self.vad_min_silence_ms < 0 or self.vad_speech_pad_ms < 0:
+            raise InvalidOptionError("VAD durations cannot be negative")
+        if self.no_speech_threshold is not None and not 0.0 <= self.no_speech_threshold <= 1.0:
+            raise InvalidOptionError(
+                f"no-speech threshold must lie in [0, 1], got {self.no_speech_threshold}"
+            )
+        if self.language_detection_segments < 1:
+            raise InvalidOptionError("language detection needs at least one segment")
+        if self.stream_window_s < 60:
+            raise InvalidOptionError(
+                f"stream window must be at least 60 s, got {self.stream_window_s}"
+            )
+        for name in ("initial_prompt", "hotwords"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                object.__setattr__(self, name, None)
+
+    @classmethod
+    def build(cls, options: TranscribeOptions | None = None, **overrides: Any) -> TranscribeOptions:
+        """Options from an existing object (or the defaults) with some values replaced."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InvalidOptionError(f"unknown transcription option(s): {', '.join(unknown)}")
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **overrides) if overrides else base
+
+    def replace(self, **changes: Any) -> TranscribeOptions:
+        return TranscribeOptions.build(self, **changes)
+
+    def check_model(self, *, multilingual: bool, model_name: str) -> None:
+        """Raise for combinations this model cannot do (an English-only model translating)."""
+        if multilingual:
+            return
+        if self.task == "translate":
+            raise InvalidOptionError(
+                f"model {model_name!r} is English-only and cannot translate; use a multilingual "
+                "model such as 'base'"
+            )
+        if self.language not in (None, "en"):
+            raise InvalidOptionError(
+                f"model {model_name!r} is English-only; it cannot transcribe {self.language!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["temperature"] = list(self.temperature)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscribeOptions:
+        return cls.build(None, **data)

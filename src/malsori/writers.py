@@ -1,0 +1,173 @@
+"""Output formats: one small class per format, looked up by name.
+
+The CLI, batch outputs and the server's ``response_format`` all use these, so an SRT from the
+server equals an SRT from the CLI byte for byte. Files are written atomically: a temporary file
+beside the target, flushed, then renamed over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from .errors import InvalidOptionError, OutputError
+from .results import Segment, Transcript
+
+
+def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
+    """``HH:MM:SS.mmm`` (hours optional unless asked for), rounded to the millisecond."""
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    head = f"{hours:02d}:" if always_hours or hours else ""
+    return f"{head}{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def _cue_text(segment: Segment) -> str:
+    # A cue may not contain a blank line (it would end the cue) nor "-->" (it looks like timing).
+    lines = [ln.strip() for ln in segment.text.strip().splitlines() if ln.strip()]
+    return "\n".join(lines).replace("-->", "->")
+
+
+def _cues(transcript: Transcript) -> Iterable[Segment]:
+    return (s for s in transcript.segments if s.text.strip())
+
+
+class Writer:
+    """Base class: ``render`` returns the whole document as text."""
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    media_type: ClassVar[str] = "text/plain; charset=utf-8"
+
+    def render(self, transcript: Transcript) -> str:
+        raise NotImplementedError
+
+    def write(self, transcript: Transcript, path: str | os.PathLike[str]) -> Path:
+        return write_atomic(path, self.render(transcript))
+
+
+class TxtWriter(Writer):
+    name = extension = "txt"
+
+    def render(self, transcript: Transcript) -> str:
+        return "".join(f"{s.text.strip()}\n" for s in _cues(transcript))
+
+
+class SrtWriter(Writer):
+    name = extension = "srt"
+    media_type = "application/x-subrip; charset=utf-8"
+
+    def render(self, transcript: Transcript) -> str:
+        blocks = []
+        for i, s in enumerate(_cues(transcript), start=1):
+            start = format_timestamp(s.start, decimal=",", always_hours=True)
+            end = format_timestamp(s.end, decimal=",", always_hours=True)
+            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(s)}\n")
+        return "\n".join(blocks)
+
+
+class VttWriter(Writer):
+    name = extension = "vtt"
+    media_type = "text/vtt; charset=utf-8"
+
+    def render(self, transcript: Transcript) -> str:
+        blocks = ["WEBVTT\n"]
+        for s in _cues(transcript):
+            start = format_timestamp(s.start, always_hours=True)
+            end = format_timestamp(s.end, always_hours=True)
+            blocks.append(f"{start} --> {end}\n{_cue_text(s)}\n")
+        return "\n".join(blocks)
+
+
+class TsvWriter(Writer):
+    """Start and end in integer milliseconds, then the text (tabs and newlines become spaces)."""
+
+    name = extension = "tsv"
+    media_type = "text/tab-separated-values; charset=utf-8"
+
+    def render(self, transcript: Transcript) -> str:
+        rows = ["start\tend\ttext"]
+        for s in _cues(transcript):
+            text = " ".join(s.text.split())
+            rows.append(f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{text}")
+        return "\n".join(rows) + "\n"
+
+
+class JsonWriter(Writer):
+    name = extension = "json"
+    media_type = "application/json"
+
+    def render(self, transcript: Transcript) -> str:
+        return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+WRITERS: dict[str, type[Writer]] = {
+    w.name: w for w in (TxtWriter, JsonWriter, SrtWriter, VttWriter, TsvWriter)
+}
+FORMATS: tuple[str, ...] = tuple(WRITERS)
+
+
+def get_writer(name: str) -> Writer:
+    try:
+        return WRITERS[name.lower()]()
+    except KeyError:
+        raise InvalidOptionError(
+            f"unknown output format {name!r}: use one of {', '.join(FORMATS)} or 'all'"
+        ) from None
+
+
+def parse_formats(spec: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated list (``"txt,srt"``) -> validated format names, in order."""
+    names = [n.strip().lower() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise InvalidOptionError("no output format given")
+    if "all" in names:
+        return FORMATS
+    for n in names:
+        get_writer(n)
+    return tuple(dict.fromkeys(names))
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write to {target.parent}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from e
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_outputs(
+    transcript: Transcript, directory: str | os.PathLike[str], stem: str, formats: Iterable[str]
+) -> list[Path]:
+    """Write every format; if one fails, remove the ones already written and raise."""
+    written: list[Path] = []
+    try:
+        for name in formats:
+            writer = get_writer(name)
+            written.append(writer.write(transcript, Path(directory) / f"{stem}.{writer.extension}"))
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    return written

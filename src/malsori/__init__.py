@@ -19,6 +19,7 @@ from .errors import (
     ModelError,
     ModelLoadError,
     ModelNotFoundError,
+    NoSpeechError,
     OutputError,
 )
 from .model import Model, load_model
@@ -38,6 +39,7 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NoSpeechError",
     "OutputError",
     "Segment",
     "TranscribeOptions",

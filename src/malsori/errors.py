@@ -47,6 +47,10 @@ class EmptyAudioError(InputError):
     """The input is an empty file or decodes to zero samples."""
 
 
+class NoSpeechError(InputError):
+    """The input holds no speech where speech is required (language detection)."""
+
+
 class ModelError(MalsoriError):
     """A model cannot be resolved, installed or loaded."""
 

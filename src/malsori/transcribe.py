@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, AudioStream, as_float32, materialize
+from .errors import NoSpeechError
 from .options import TranscribeOptions
 from .results import LanguageInfo, Segment, Transcript, Word
 
@@ -199,6 +200,12 @@ def run_transcription(
     )
 
 
+def _has_speech(audio: np.ndarray, opts: TranscribeOptions) -> bool:
+    from faster_whisper.vad import get_speech_timestamps
+
+    return bool(get_speech_timestamps(audio, _vad_parameters(opts)))
+
+
 def run_language_detection(
     model: Model, source: AudioSource, opts: TranscribeOptions
 ) -> LanguageInfo:
@@ -217,6 +224,8 @@ def run_language_detection(
                 if have >= needed:
                     break
             audio = np.concatenate(parts)[:needed]
+    if opts.vad and not _has_speech(audio, opts):
+        raise NoSpeechError("no speech found in the first minutes: cannot detect the language")
     language, probability, probs = model.whisper.detect_language(
         audio=audio,
         vad_filter=opts.vad,

@@ -44,6 +44,14 @@ def _temperatures(value: str) -> tuple[float, ...]:
         ) from None
 
 
+def _phrases_file(value: str) -> tuple[str, ...]:
+    try:
+        lines = Path(value).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise argparse.ArgumentTypeError(f"cannot read stock phrases from {value}: {e}") from None
+    return tuple(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
@@ -151,6 +159,26 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         help="text to condition the first window on (spelling, style, vocabulary)",
     )
     g.add_argument("--hotwords", default=None, help="words or phrases to bias the decoder toward")
+    h = p.add_argument_group("hallucination and repetition defences (on by default)")
+    h.add_argument(
+        "--hallucination-filter",
+        action=argparse.BooleanOptionalAction,
+        default=d.hallucination_filter,
+        help="remove stock phrases and doubtful segments over non-speech",
+    )
+    h.add_argument(
+        "--stock-phrases",
+        type=_phrases_file,
+        default=(),
+        metavar="FILE",
+        help="extra stock phrases to remove on non-speech, one per line",
+    )
+    h.add_argument(
+        "--repetition-filter",
+        action=argparse.BooleanOptionalAction,
+        default=d.repetition_filter,
+        help="collapse repetition loops and reset the context after one",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
@@ -171,6 +199,9 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         condition_on_previous_text=args.condition_on_previous_text,
         initial_prompt=args.initial_prompt,
         hotwords=args.hotwords,
+        hallucination_filter=args.hallucination_filter,
+        stock_phrases=args.stock_phrases,
+        repetition_filter=args.repetition_filter,
     )
 
 

@@ -63,6 +63,16 @@ class TranscribeOptions:
     # Words or phrases to bias the decoder toward (prefixed to the context each window).
     hotwords: str | None = None
 
+    # Remove stock phrases ("Thanks for watching!") and doubtful segments where the audio under
+    # them is not speech.
+    hallucination_filter: bool = True
+    # Extra stock phrases to remove on non-speech, added to the built-in list.
+    stock_phrases: tuple[str, ...] = ()
+    # A doubtful segment is removed when less than this fraction of its audio is speech (0..1).
+    hallucination_speech_ratio: float = 0.3
+    # Collapse repetition loops and reset the decoding context after one.
+    repetition_filter: bool = True
+
     # Audio windows used for language detection (each 30 s); more is steadier on mixed starts.
     language_detection_segments: int = 1
     # Long inputs are decoded and transcribed in windows of about this many seconds, cut at a
@@ -97,6 +107,12 @@ class TranscribeOptions:
         if self.no_speech_threshold is not None and not 0.0 <= self.no_speech_threshold <= 1.0:
             raise InvalidOptionError(
                 f"no-speech threshold must lie in [0, 1], got {self.no_speech_threshold}"
+            )
+        object.__setattr__(self, "stock_phrases", tuple(p for p in self.stock_phrases if p.strip()))
+        if not 0.0 <= self.hallucination_speech_ratio <= 1.0:
+            raise InvalidOptionError(
+                "hallucination speech ratio must lie in [0, 1], "
+                f"got {self.hallucination_speech_ratio}"
             )
         if self.language_detection_segments < 1:
             raise InvalidOptionError("language detection needs at least one segment")
@@ -139,8 +155,13 @@ class TranscribeOptions:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["temperature"] = list(self.temperature)
+        data["stock_phrases"] = list(self.stock_phrases)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscribeOptions:
+        data = dict(data)
+        for key in ("temperature", "stock_phrases"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls.build(None, **data)

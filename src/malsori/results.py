@@ -46,6 +46,9 @@ class Segment:
     no_speech_prob: float = 0.0
     compression_ratio: float = 0.0
     temperature: float = 0.0
+    # What malsori noticed or changed: "repetition_collapsed", "context_reset" (decoding restarted
+    # without the previous text after a loop), "low_confidence", "repetitive", "maybe_no_speech".
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -57,6 +60,7 @@ class Segment:
             "no_speech_prob": round(self.no_speech_prob, 4),
             "compression_ratio": round(self.compression_ratio, 4),
             "temperature": self.temperature,
+            "flags": list(self.flags),
         }
         if self.words:
             d["words"] = [w.to_dict() for w in self.words]
@@ -74,7 +78,30 @@ class Segment:
             no_speech_prob=float(d.get("no_speech_prob", 0.0)),
             compression_ratio=float(d.get("compression_ratio", 0.0)),
             temperature=float(d.get("temperature", 0.0)),
+            flags=tuple(d.get("flags", ())),
         )
+
+
+@dataclass(frozen=True)
+class RemovedSegment:
+    """A decoded segment malsori left out, and why ("stock_phrase", "no_speech", "repetition")."""
+
+    start: float
+    end: float
+    text: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RemovedSegment:
+        return cls(float(d["start"]), float(d["end"]), str(d["text"]), str(d["reason"]))
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,7 @@ class Transcript:
     options: TranscribeOptions  # the options that actually ran
     model: str  # model name or path it was loaded from
     source: str = ""  # input name as given (path, or "-" for standard input)
+    removed: tuple[RemovedSegment, ...] = ()  # segments the hallucination defences left out
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -146,6 +174,7 @@ class Transcript:
             "source": self.source,
             "options": self.options.to_dict(),
             "segments": [s.to_dict() for s in self.segments],
+            "removed_segments": [r.to_dict() for r in self.removed],
             "malsori_version": __version__,
             **({"meta": self.meta} if self.meta else {}),
         }
@@ -160,5 +189,6 @@ class Transcript:
             options=TranscribeOptions.from_dict(d["options"]),
             model=str(d["model"]),
             source=str(d.get("source", "")),
+            removed=tuple(RemovedSegment.from_dict(r) for r in d.get("removed_segments", ())),
             meta=dict(d.get("meta", {})),
         )

@@ -10,14 +10,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, AudioStream, as_float32, materialize
 from .errors import NoSpeechError
+from .hallucination import (
+    SpeechProbe,
+    collapse_loops,
+    is_stock_phrase,
+    is_unspaced,
+    normalize_phrase,
+    split_units,
+    stock_phrase_pattern,
+)
 from .options import TranscribeOptions
-from .results import LanguageInfo, Segment, Transcript, Word
+from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
 
 if TYPE_CHECKING:
     from .model import Model
@@ -45,17 +55,23 @@ def iter_windows(blocks: Iterable[np.ndarray], window_s: float) -> Iterator[tupl
     """Re-cut decoded blocks into (start sample, audio) windows of about ``window_s`` seconds."""
     window = int(window_s * SAMPLE_RATE)
     search = int(min(_CUT_SEARCH_S, window_s / 4) * SAMPLE_RATE)
-    buf = np.zeros(0, dtype=np.float32)
+    pending: list[np.ndarray] = []  # joined only when a window is full: no quadratic copying
+    pending_len = 0
     offset = 0
     for block in blocks:
-        buf = np.concatenate([buf, block]) if buf.size else block
+        pending.append(block)
+        pending_len += block.size
+        if pending_len < window + search:
+            continue
+        buf = np.concatenate(pending)
         while buf.size >= window + search:
             cut = _quiet_cut(buf, window - search, window)
             yield offset, buf[:cut]
             offset += cut
-            buf = buf[cut:].copy()
-    if buf.size:
-        yield offset, buf
+            buf = buf[cut:]
+        pending, pending_len = [buf.copy()], buf.size
+    if pending_len:
+        yield offset, np.concatenate(pending)
 
 
 def _whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
@@ -103,14 +119,42 @@ def _language_info(info: Any, fixed: str | None) -> LanguageInfo:
     return LanguageInfo(info.language, float(info.language_probability), top, detected=True)
 
 
-class _Stitcher:
-    """Turns faster-whisper segments of successive windows into clean, monotonic Segments."""
+class _Assembler:
+    """Turns faster-whisper segments into clean, monotonic Segments, applying the defences.
 
-    def __init__(self) -> None:
+    ``add`` returns the kept segment (or None when removed) and whether a repetition loop was
+    found, in which case the caller restarts decoding after it without the previous text.
+    """
+
+    def __init__(self, opts: TranscribeOptions):
+        self.opts = opts
         self.segments: list[Segment] = []
+        self.removed: list[RemovedSegment] = []
         self.last_end = 0.0
+        self.pattern = stock_phrase_pattern(opts.stock_phrases)
+        self.reset_pending = False
 
-    def add(self, raw: Any, offset: float) -> Segment:
+    def add(
+        self, raw: Any, offset: float, probe: SpeechProbe, window_start: float, language: str | None
+    ) -> tuple[Segment | None, bool]:
+        seg = self._clean(raw, offset)
+        looped = False
+        if self.opts.repetition_filter:
+            seg, looped = self._collapse(seg, language)
+            if self._repeats_previous(seg):
+                self._remove(seg, "repetition")
+                return None, True
+        if self.opts.hallucination_filter and self._hallucinated(seg, probe, window_start):
+            return None, looped
+        seg = replace(seg, id=len(self.segments), flags=seg.flags + self._suspicions(seg))
+        if self.reset_pending:
+            seg = replace(seg, flags=(*seg.flags, "context_reset"))
+            self.reset_pending = False
+        self.segments.append(seg)
+        self.last_end = seg.end
+        return seg, looped
+
+    def _clean(self, raw: Any, offset: float) -> Segment:
         start = max(float(raw.start) + offset, self.last_end)
         end = max(float(raw.end) + offset, start)
         words: list[Word] = []
@@ -120,21 +164,126 @@ class _Stitcher:
             w_end = min(max(float(w.end) + offset, w_start), end)
             words.append(Word(w_start, w_end, w.word, float(w.probability)))
             cursor = w_start
-        text = "".join(w.word for w in words) if words else raw.text
-        seg = Segment(
-            id=len(self.segments),
+        return Segment(
+            id=-1,
             start=start,
             end=end,
-            text=text,
+            text="".join(w.word for w in words) if words else raw.text,
             words=tuple(words),
             avg_logprob=float(raw.avg_logprob),
             no_speech_prob=float(raw.no_speech_prob),
             compression_ratio=float(raw.compression_ratio),
             temperature=float(raw.temperature or 0.0),
         )
-        self.segments.append(seg)
-        self.last_end = end
-        return seg
+
+    def _collapse(self, seg: Segment, language: str | None) -> tuple[Segment, bool]:
+        unspaced = is_unspaced(language)
+        if seg.words:
+            keep = collapse_loops([w.word for w in seg.words], unspaced=unspaced)
+            if len(keep) == len(seg.words):
+                return seg, False
+            words = tuple(seg.words[i] for i in keep)
+            text = "".join(w.word for w in words)
+            return replace(seg, words=words, text=text, flags=("repetition_collapsed",)), True
+        units = split_units(seg.text, language)
+        keep = collapse_loops(units, unspaced=unspaced)
+        if len(keep) == len(units):
+            return seg, False
+        text = "".join(units[i] for i in keep)
+        return replace(seg, text=text, flags=("repetition_collapsed",)), True
+
+    def _repeats_previous(self, seg: Segment) -> bool:
+        """The third and later copies of one segment text back to back are a loop."""
+        key = normalize_phrase(seg.text)
+        if len(key) < 2 or len(self.segments) < 2:
+            return False
+        return all(normalize_phrase(s.text) == key for s in self.segments[-2:])
+
+    def _hallucinated(self, seg: Segment, probe: SpeechProbe, window_start: float) -> bool:
+        opts = self.opts
+        stock = is_stock_phrase(seg.text, self.pattern)
+        doubtful = (opts.no_speech_threshold is not None and seg.no_speech_prob > 0.5) or (
+            opts.log_prob_threshold is not None and seg.avg_logprob < opts.log_prob_threshold
+        )
+        if not (stock or doubtful) or not seg.text.strip():
+            return False
+        ratio = probe.speech_ratio(seg.start - window_start, seg.end - window_start)
+        if ratio >= opts.hallucination_speech_ratio:
+            return False
+        self._remove(seg, "stock_phrase" if stock else "no_speech")
+        return True
+
+    def _suspicions(self, seg: Segment) -> tuple[str, ...]:
+        o = self.opts
+        flags = []
+        if o.log_prob_threshold is not None and seg.avg_logprob < o.log_prob_threshold:
+            flags.append("low_confidence")
+        if o.compression_ratio_threshold is not None and (
+            seg.compression_ratio > o.compression_ratio_threshold
+        ):
+            flags.append("repetitive")
+        if o.no_speech_threshold is not None and seg.no_speech_prob > o.no_speech_threshold:
+            flags.append("maybe_no_speech")
+        return tuple(flags)
+
+    def _remove(self, seg: Segment, reason: str) -> None:
+        logger.info("removed %s segment %.2f-%.2f: %r", reason, seg.start, seg.end, seg.text)
+        self.removed.append(RemovedSegment(seg.start, seg.end, seg.text, reason))
+
+
+_MAX_RESETS_PER_WINDOW = 20
+
+
+def _decode_window(
+    model: Model,
+    audio: np.ndarray,
+    window_start: float,
+    state: _WindowState,
+    on_segment: Callable[[Segment], None] | None,
+) -> None:
+    """Transcribe one window; after a repetition loop, restart right after it with no prompt."""
+    opts = state.opts
+    probe = SpeechProbe(audio, threshold=opts.vad_threshold)
+    pos = 0  # sample where the current decoding pass starts, within the window
+    prompt = _prompt(opts, state.previous_text)
+    texts: list[str] = []
+    for _ in range(_MAX_RESETS_PER_WINDOW + 1):
+        raw_segments, info = model.whisper.transcribe(
+            audio[pos:], language=state.language, initial_prompt=prompt, **state.kwargs
+        )
+        if state.language_info is None:
+            state.language_info = _language_info(info, opts.language)
+            state.language = state.language_info.language  # later windows keep this language
+        restart_at: float | None = None
+        offset = window_start + pos / SAMPLE_RATE
+        for raw in raw_segments:
+            seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
+            if seg is not None:
+                texts.append(seg.text)
+                if on_segment is not None:
+                    on_segment(seg)
+            if looped:
+                restart_at = float(raw.end)
+                break
+        if restart_at is None:
+            break
+        new_pos = pos + int(restart_at * SAMPLE_RATE)
+        if new_pos <= pos or audio.size - new_pos < SAMPLE_RATE // 2:
+            break
+        logger.info("repetition loop before %.2f s: decoding again without context", offset)
+        pos, prompt = new_pos, opts.initial_prompt
+        state.assembler.reset_pending = True
+    state.previous_text = "".join(texts).strip() or state.previous_text
+
+
+@dataclass
+class _WindowState:
+    opts: TranscribeOptions
+    kwargs: dict[str, Any]
+    assembler: _Assembler
+    language: str | None
+    language_info: LanguageInfo | None = None
+    previous_text: str = ""
 
 
 def _transcribe_windows(
@@ -142,30 +291,13 @@ def _transcribe_windows(
     windows: Iterable[tuple[int, np.ndarray]],
     opts: TranscribeOptions,
     on_segment: Callable[[Segment], None] | None,
-) -> tuple[list[Segment], LanguageInfo | None, int]:
-    kwargs = _whisper_kwargs(opts)
-    language = opts.language
-    lang_info: LanguageInfo | None = None
-    stitcher = _Stitcher()
-    previous_text = ""
+) -> tuple[_WindowState, int]:
+    state = _WindowState(opts, _whisper_kwargs(opts), _Assembler(opts), opts.language)
     total = 0
     for start, audio in windows:
-        offset = start / SAMPLE_RATE
         total = start + audio.size
-        raw_segments, info = model.whisper.transcribe(
-            audio, language=language, initial_prompt=_prompt(opts, previous_text), **kwargs
-        )
-        window_text: list[str] = []
-        for raw in raw_segments:
-            seg = stitcher.add(raw, offset)
-            window_text.append(seg.text)
-            if on_segment is not None:
-                on_segment(seg)
-        if lang_info is None:
-            lang_info = _language_info(info, opts.language)
-            language = lang_info.language  # later windows keep the first window's language
-        previous_text = "".join(window_text).strip() or previous_text
-    return stitcher.segments, lang_info, total
+        _decode_window(model, audio, start / SAMPLE_RATE, state, on_segment)
+    return state, total
 
 
 def run_transcription(
@@ -178,7 +310,7 @@ def run_transcription(
     started = time.perf_counter()
     if isinstance(source, np.ndarray):
         audio = as_float32(source)
-        segments, lang, total = _transcribe_windows(
+        state, total = _transcribe_windows(
             model, iter_windows([audio], opts.stream_window_s), opts, on_segment
         )
         name = "<waveform>"
@@ -187,16 +319,18 @@ def run_transcription(
         with materialize(source) as path:
             stream = AudioStream(path)
             windows = iter_windows(stream.blocks(), opts.stream_window_s)
-            segments, lang, total = _transcribe_windows(model, windows, opts, on_segment)
-    assert lang is not None  # at least one window: empty inputs raise EmptyAudioError earlier
+            state, total = _transcribe_windows(model, windows, opts, on_segment)
+    # At least one window ran: empty inputs raise EmptyAudioError before.
+    assert state.language_info is not None
     return Transcript(
-        segments=tuple(segments),
-        language=lang,
+        segments=tuple(state.assembler.segments),
+        language=state.language_info,
         duration=total / SAMPLE_RATE,
         processing_time=time.perf_counter() - started,
         options=opts,
         model=model.name,
         source=name,
+        removed=tuple(state.assembler.removed),
     )
 
 

@@ -203,18 +203,11 @@ def test_segments_stay_monotonic_and_words_inside() -> None:
     assert [a.id, b.id] == [0, 1]
 
 
-@pytest.fixture(scope="module")
-def base_model():  # type: ignore[no-untyped-def]
-    import malsori
-
-    return malsori.load_model("base", threads=2)
-
-
 @pytest.mark.slow
-def test_noise_without_vad_gives_no_text_only_with_the_filter(base_model) -> None:  # type: ignore[no-untyped-def]
+def test_noise_without_vad_gives_no_text_only_with_the_filter(model) -> None:  # type: ignore[no-untyped-def]
     noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 10).astype(np.float32)
-    unfiltered = base_model.transcribe(noise, vad=False, hallucination_filter=False)
-    filtered = base_model.transcribe(noise, vad=False)
+    unfiltered = model.transcribe(noise, vad=False, hallucination_filter=False)
+    filtered = model.transcribe(noise, vad=False)
     assert unfiltered.text.strip(), "noise should make plain Whisper write something"
     assert filtered.text == ""
     assert filtered.removed and all(r.reason == "no_speech" for r in filtered.removed)
@@ -222,11 +215,11 @@ def test_noise_without_vad_gives_no_text_only_with_the_filter(base_model) -> Non
 
 
 @pytest.mark.slow
-def test_spoken_thank_you_is_kept(base_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_spoken_thank_you_is_kept(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wav = tmp_path / "thanks.wav"
     subprocess.run(
         ["espeak-ng", "-v", "en-us", "-w", str(wav), "Thank you very much. Thank you."], check=True
     )
-    t = base_model.transcribe(str(wav), language="en")
+    t = model.transcribe(str(wav), language="en")
     assert "thank you" in t.text.lower()
     assert t.removed == ()

@@ -22,6 +22,7 @@ from .errors import (
     NoSpeechError,
     OutputError,
 )
+from .glossary import Glossary, load_glossary, parse_glossary
 from .model import Model, load_model
 from .options import TranscribeOptions
 from .results import LanguageInfo, Segment, Transcript, Word
@@ -30,6 +31,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioNotFoundError",
     "EmptyAudioError",
+    "Glossary",
     "InputError",
     "InvalidOptionError",
     "LanguageInfo",
@@ -46,5 +48,7 @@ __all__ = [
     "Transcript",
     "Word",
     "__version__",
+    "load_glossary",
     "load_model",
+    "parse_glossary",
 ]

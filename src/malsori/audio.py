@@ -83,8 +83,9 @@ def materialize(source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[P
             else:
                 shutil.copyfileobj(source, out, 1 << 20)
         if target.stat().st_size == 0:
-            name = "standard input" if not isinstance(source, bytes) else "input"
-            raise EmptyAudioError(f"{name}: no data")
+            raise EmptyAudioError(
+                "no data" if isinstance(source, bytes) else "standard input: no data"
+            )
         yield target
 
 
@@ -166,6 +167,29 @@ def _check_ogg_end(path: Path) -> None:
         )
 
 
+# Containers whose header states the length exactly (others, like raw AAC or an MP3 without a
+# Xing/Info/VBRI frame, only have FFmpeg's estimate from the first frames' bitrate).
+_EXACT_LENGTH_FORMATS = ("wav", "flac", "ogg", "aiff", "mov,mp4", "matroska", "webm", "caf", "w64")
+
+
+def _length_is_exact(path: Path, info: AudioInfo) -> bool:
+    if info.format.startswith(_EXACT_LENGTH_FORMATS):
+        return True
+    if info.format != "mp3":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+            start = 0
+            if head[:3] == b"ID3" and len(head) == 10:  # skip the ID3v2 tag (syncsafe size)
+                start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+            f.seek(start)
+            first_frame = f.read(4096)
+    except OSError:
+        return False
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
+
+
 class AudioStream:
     """One input, decoded on demand to 16 kHz mono float32 in bounded blocks."""
 
@@ -232,7 +256,7 @@ class AudioStream:
         decoded = self.decoded_samples / SAMPLE_RATE
         if self.decoded_samples == 0:
             raise EmptyAudioError(f"{self.path}: contains no audio samples")
-        declared = self.info.declared_duration
+        declared = self.info.declared_duration if _length_is_exact(self.path, self.info) else None
         if declared and declared - decoded > max(
             _TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRACTION * declared
         ):

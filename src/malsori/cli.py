@@ -15,7 +15,8 @@ from typing import Any
 
 from . import __version__
 from .errors import InvalidOptionError, MalsoriError
-from .options import DEFAULT_TEMPERATURES, TranscribeOptions
+from .glossary import Glossary, GlossaryError, load_glossary
+from .options import DEFAULT_TEMPERATURES, NUMBER_STYLES, TranscribeOptions
 from .registry import DEFAULT_MODEL
 from .writers import format_timestamp
 
@@ -50,6 +51,22 @@ def _phrases_file(value: str) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError) as e:
         raise argparse.ArgumentTypeError(f"cannot read stock phrases from {value}: {e}") from None
     return tuple(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def _glossary_file(value: str) -> Glossary:
+    try:
+        return load_glossary(value)
+    except GlossaryError as e:  # argparse would replace a ValueError's message with its own
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _glossaries(values: list[Glossary] | None) -> Glossary | None:
+    if not values:
+        return None
+    merged = values[0]
+    for more in values[1:]:
+        merged = merged.combine(more)
+    return merged
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -179,6 +196,34 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         default=d.repetition_filter,
         help="collapse repetition loops and reset the context after one",
     )
+    k = p.add_argument_group("Korean post-processing and domain vocabulary")
+    k.add_argument(
+        "--korean-spacing",
+        action=argparse.BooleanOptionalAction,
+        default=d.korean_spacing,
+        help="insert missing spaces where Korean text is clearly under-spaced (default: on)",
+    )
+    k.add_argument(
+        "--korean-punctuation",
+        action=argparse.BooleanOptionalAction,
+        default=d.korean_punctuation,
+        help="end Korean sentences that have no final punctuation with . or ? (default: on)",
+    )
+    k.add_argument(
+        "--number-style",
+        choices=NUMBER_STYLES,
+        default=d.number_style,
+        help="Korean numbers: keep as decoded, digits (이십육일 -> 26일) or words "
+        "(26일 -> 이십육일) (default: keep)",
+    )
+    k.add_argument(
+        "--glossary",
+        type=_glossary_file,
+        action="append",
+        metavar="FILE",
+        help="terms to bias toward and 'wrong => right' replacement rules (docs/glossary.md); "
+        "can be given more than once",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
@@ -202,6 +247,10 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         hallucination_filter=args.hallucination_filter,
         stock_phrases=args.stock_phrases,
         repetition_filter=args.repetition_filter,
+        korean_spacing=args.korean_spacing,
+        korean_punctuation=args.korean_punctuation,
+        number_style=args.number_style,
+        glossary=_glossaries(args.glossary),
     )
 
 

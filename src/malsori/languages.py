@@ -25,7 +25,7 @@ LANGUAGES: dict[str, str] = {
     "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk", "mt": "maltese",
     "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog",
     "mg": "malagasy", "as": "assamese", "tt": "tatar", "ln": "lingala", "ha": "hausa",
-    "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
+    "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese", "haw": "hawaiian",
 }  # fmt: skip
 
 _ALIASES: dict[str, str] = {

@@ -141,15 +141,20 @@ def load_model(
     device: str = "auto",
     compute_type: str = "auto",
     threads: int = 0,
+    workers: int = 1,
     download: bool = True,
 ) -> Model:
     """Load a model by name (``"base"``, ``"tiny.en"``, ``"large-v3"``) or folder path.
 
     ``threads`` is the number of CPU threads for CTranslate2 (0: every core this process may use).
+    ``workers`` is how many ``transcribe`` calls from different threads run in parallel (each with
+    ``threads`` threads); more calls wait their turn. The server sets it to its worker count.
     Raises ModelNotFoundError / ModelDownloadError / ModelLoadError / InvalidOptionError.
     """
     if threads < 0:
         raise InvalidOptionError(f"threads cannot be negative, got {threads}")
+    if workers < 1:
+        raise InvalidOptionError(f"workers must be at least 1, got {workers}")
     dev = resolve_device(device)
     ctype = resolve_compute_type(compute_type, dev)
     n_threads = threads or default_threads()
@@ -163,6 +168,7 @@ def load_model(
             device=dev,
             compute_type=ctype,
             cpu_threads=n_threads,
+            num_workers=workers,
             local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as e:

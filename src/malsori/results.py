@@ -47,7 +47,9 @@ class Segment:
     compression_ratio: float = 0.0
     temperature: float = 0.0
     # What malsori noticed or changed: "repetition_collapsed", "context_reset" (decoding restarted
-    # without the previous text after a loop), "low_confidence", "repetitive", "maybe_no_speech".
+    # without the previous text after a loop), "low_confidence", "repetitive", "maybe_no_speech",
+    # and the post-processing flags "spacing_corrected", "numbers_converted",
+    # "punctuation_added", "glossary_replaced".
     flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

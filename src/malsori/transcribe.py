@@ -8,6 +8,7 @@ word, and the language found in the first window plus the tail of the previous t
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, AudioStream, as_float32, materialize
 from .errors import NoSpeechError
+from .glossary import merge_hotwords
 from .hallucination import (
     SpeechProbe,
     collapse_loops,
@@ -27,6 +29,7 @@ from .hallucination import (
     stock_phrase_pattern,
 )
 from .options import TranscribeOptions
+from .postprocess import postprocess_segment
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
 
 if TYPE_CHECKING:
@@ -89,7 +92,7 @@ def _whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
         "word_timestamps": opts.word_timestamps,
         "vad_filter": opts.vad,
         "vad_parameters": _vad_parameters(opts),
-        "hotwords": opts.hotwords,
+        "hotwords": merge_hotwords(opts.hotwords, opts.glossary),  # the caller's, then the terms
         "language_detection_segments": opts.language_detection_segments,
     }
 
@@ -133,11 +136,15 @@ class _Assembler:
         self.last_end = 0.0
         self.pattern = stock_phrase_pattern(opts.stock_phrases)
         self.reset_pending = False
+        self.window_end = float("inf")  # segments are clamped to the audio they came from
 
     def add(
         self, raw: Any, offset: float, probe: SpeechProbe, window_start: float, language: str | None
     ) -> tuple[Segment | None, bool]:
-        seg = self._clean(raw, offset)
+        cleaned = self._clean(raw, offset)
+        if cleaned is None:
+            return None, False
+        seg = cleaned
         looped = False
         if self.opts.repetition_filter:
             seg, looped = self._collapse(seg, language)
@@ -150,13 +157,18 @@ class _Assembler:
         if self.reset_pending:
             seg = replace(seg, flags=(*seg.flags, "context_reset"))
             self.reset_pending = False
+        # Spacing, punctuation, glossary: done here, so on_segment sees the final text too.
+        seg = postprocess_segment(seg, language, self.opts)
         self.segments.append(seg)
         self.last_end = seg.end
         return seg, looped
 
-    def _clean(self, raw: Any, offset: float) -> Segment:
+    def _clean(self, raw: Any, offset: float) -> Segment | None:
+        """Times made monotonic and kept inside the audio; None when it starts past the end."""
         start = max(float(raw.start) + offset, self.last_end)
-        end = max(float(raw.end) + offset, start)
+        if start >= self.window_end:
+            return None
+        end = min(max(float(raw.end) + offset, start), self.window_end)
         words: list[Word] = []
         cursor = start
         for w in raw.words or ():
@@ -244,6 +256,7 @@ def _decode_window(
     """Transcribe one window; after a repetition loop, restart right after it with no prompt."""
     opts = state.opts
     probe = SpeechProbe(audio, threshold=opts.vad_threshold)
+    state.assembler.window_end = window_start + audio.size / SAMPLE_RATE
     pos = 0  # sample where the current decoding pass starts, within the window
     prompt = _prompt(opts, state.previous_text)
     texts: list[str] = []
@@ -315,7 +328,11 @@ def run_transcription(
         )
         name = "<waveform>"
     else:
-        name = str(source) if isinstance(source, str) else getattr(source, "name", "<stream>")
+        name = (
+            os.fspath(source)
+            if isinstance(source, str | os.PathLike)
+            else str(getattr(source, "name", "<stream>"))
+        )
         with materialize(source) as path:
             stream = AudioStream(path)
             windows = iter_windows(stream.blocks(), opts.stream_window_s)

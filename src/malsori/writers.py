@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,7 +32,13 @@ def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool =
 def _cue_text(segment: Segment) -> str:
     # A cue may not contain a blank line (it would end the cue) nor "-->" (it looks like timing).
     lines = [ln.strip() for ln in segment.text.strip().splitlines() if ln.strip()]
-    return "\n".join(lines).replace("-->", "->")
+    return _ARROW.sub("->", "\n".join(lines))
+
+
+_ARROW = re.compile(r"-{2,}>")
+# Files get the permissions a plain open() would give (mkstemp alone makes them 0600).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _cues(transcript: Transcript) -> Iterable[Segment]:
@@ -143,6 +150,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as e:
         raise OutputError(f"cannot write to {target.parent}: {e.strerror or e}") from e
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..cli import (
     report_error,
     segment_line,
 )
-from ..errors import InvalidOptionError, MalsoriError
+from ..errors import InvalidOptionError, MalsoriError, OutputError
 from ..languages import LANGUAGES, language_name
 from ..results import Segment
 from ..writers import FORMATS, get_writer, parse_formats, write_outputs
@@ -75,7 +76,8 @@ class _Failures:
 
     def add(self, error: MalsoriError, source: str | None = None) -> None:
         message = str(error)
-        report_error(message if source is None or source in message else f"{source}: {message}")
+        bare = source is None or source == STDIN or source in message
+        report_error(message if bare else f"{source}: {message}")
         self.codes.append(error.exit_code)
 
     @property
@@ -117,10 +119,19 @@ def _output_plan(args: argparse.Namespace, inputs: list[str]) -> tuple[str | Non
             f"several inputs would write the same output name ({', '.join(clash)}); "
             "use `malsori batch`, which mirrors the input folders"
         )
-    out = Path(directory)
-    if out.exists() and not out.is_dir():
-        raise InvalidOptionError(f"output folder {out} is a file")
+    _check_writable(Path(directory))
     return directory, formats
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before loading the model and transcribing, not after (the folder is made later)."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write to {out}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {out}: {existing} is not writable")
 
 
 class _Live:

@@ -90,7 +90,7 @@ def test_normalize_phrase_ignores_case_punctuation_and_spaces() -> None:
 
 
 def test_word_loop_collapsed_to_one_occurrence() -> None:
-    units = split_units(" 네 네 네 네 네 네 네 좋아요.", "ko")
+    units = split_units(" 네" * 9 + " 좋아요.", "ko")
     kept = "".join(units[i] for i in collapse_loops(units))
     assert kept == " 네 좋아요."
 
@@ -109,7 +109,14 @@ def test_unspaced_scripts_loop_on_characters() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [" no, no, no, I said", " very very good", " 하나 둘 셋 넷 다섯", " ha ha ha ha"],
+    [
+        " no, no, no, I said",
+        " very very good",
+        " 하나 둘 셋 넷 다섯",
+        " ha ha ha ha",
+        " more words words words words words",  # a speaker really said this
+        " no no no no no no",
+    ],
 )
 def test_natural_repetition_is_kept(text: str) -> None:
     units = split_units(text, "en")

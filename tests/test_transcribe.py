@@ -94,7 +94,9 @@ def test_windows_are_stitched_with_offsets_language_and_prompt_carried() -> None
     whisper = ScriptedWhisper()
     seen: list[Segment] = []
     waveform = np.zeros(150 * SAMPLE_RATE, dtype=np.float32)
-    t = scripted_model(whisper).transcribe(waveform, stream_window_s=60, on_segment=seen.append)
+    t = scripted_model(whisper).transcribe(
+        waveform, stream_window_s=60, vad=False, on_segment=seen.append
+    )
     windows = _windows(150, 60)
     assert len(windows) == len(whisper.calls) == 3
     assert [c["samples"] for c in whisper.calls] == [size for _, size in windows]
@@ -138,7 +140,7 @@ def test_options_reach_the_decoder() -> None:
     assert call["task"] == "translate"
     assert (call["beam_size"], call["best_of"], call["temperature"]) == (2, 3, [0.0, 0.5])
     assert call["vad_filter"] is False and call["word_timestamps"] is True
-    assert call["vad_parameters"].min_silence_duration_ms == 500
+    assert "vad_parameters" not in call  # malsori runs VAD itself (malsori.vad)
     assert call["hotwords"] == "Seoul" and call["no_speech_threshold"] is None
 
 
@@ -146,7 +148,9 @@ def test_fixed_language_initial_prompt_and_no_conditioning() -> None:
     whisper = ScriptedWhisper()
     waveform = np.zeros(150 * SAMPLE_RATE, dtype=np.float32)
     model = scripted_model(whisper)
-    t = model.transcribe(waveform, stream_window_s=60, language="French", initial_prompt="SNCF.")
+    t = model.transcribe(
+        waveform, stream_window_s=60, vad=False, language="French", initial_prompt="SNCF."
+    )
     assert [c["language"] for c in whisper.calls] == ["fr"] * 3
     assert (t.language.language, t.language.probability, t.language.detected) == ("fr", 1.0, False)
     assert t.language.candidates == ()
@@ -154,7 +158,11 @@ def test_fixed_language_initial_prompt_and_no_conditioning() -> None:
 
     whisper.calls.clear()
     model.transcribe(
-        waveform, stream_window_s=60, initial_prompt="SNCF.", condition_on_previous_text=False
+        waveform,
+        stream_window_s=60,
+        vad=False,
+        initial_prompt="SNCF.",
+        condition_on_previous_text=False,
     )
     assert [c["prompt"] for c in whisper.calls] == ["SNCF."] * 3
 
@@ -163,7 +171,7 @@ def test_prompt_carries_only_the_tail_of_long_text() -> None:
     long_text = " " + " ".join(f"word{i}" for i in range(100))
     whisper = ScriptedWhisper(lambda n, samples: [RawSegment(0.0, 10.0, long_text)])
     waveform = np.zeros(150 * SAMPLE_RATE, dtype=np.float32)
-    scripted_model(whisper).transcribe(waveform, stream_window_s=60)
+    scripted_model(whisper).transcribe(waveform, stream_window_s=60, vad=False)
     prompt = whisper.calls[1]["prompt"]
     assert 0 < len(prompt) <= 200 and long_text.strip().endswith(prompt)
 
@@ -178,7 +186,9 @@ def test_times_are_monotonic_and_words_clamped_into_their_segment() -> None:
         # The second segment starts before the first ends; the words stray outside it.
         return [RawSegment(0.0, 1.9, " before"), RawSegment(1.0, 2.0, "", words)]
 
-    t = scripted_model(ScriptedWhisper(script)).transcribe(np.zeros(3 * SAMPLE_RATE, "float32"))
+    t = scripted_model(ScriptedWhisper(script)).transcribe(
+        np.zeros(3 * SAMPLE_RATE, "float32"), vad=False
+    )
     first, second = t.segments
     assert second.start >= first.end
     assert second.text == " early overlap late" == "".join(w.word for w in second.words)
@@ -192,7 +202,7 @@ def test_segments_never_end_after_the_audio() -> None:
     whisper = ScriptedWhisper(
         lambda n, samples: [RawSegment(0.0, 4.0, " one"), RawSegment(4.0, 29.0, " two")]
     )
-    t = scripted_model(whisper).transcribe(np.zeros(5 * SAMPLE_RATE, dtype=np.float32))
+    t = scripted_model(whisper).transcribe(np.zeros(5 * SAMPLE_RATE, dtype=np.float32), vad=False)
     assert t.duration == 5.0
     assert all(s.end <= t.duration for s in t.segments)
 
@@ -395,3 +405,44 @@ def test_long_input_in_several_windows(model: Model, audio: Audio) -> None:
         matching = [s for s in t.segments if set(expected) <= words_of(s.text)]
         assert matching, f"{sentence!r} missing from {t.text!r}"
         assert matching[0].start == pytest.approx(at, abs=1.0)
+
+
+def _speech(audio: Audio) -> np.ndarray:
+    from malsori.audio import AudioStream
+
+    return AudioStream(audio.english).read()
+
+
+def test_vad_keeps_short_lead_in_and_tail(audio: Audio) -> None:
+    """Short silences at the edges are not cut: the decoder sees the clip as it is."""
+    speech = _speech(audio)
+    quiet = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    clip = np.concatenate([quiet, speech, quiet])
+    whisper = ScriptedWhisper(lambda n, samples: [RawSegment(0.6, 1.5, " fox")])
+    t = scripted_model(whisper).transcribe(clip)
+    (call,) = whisper.calls
+    assert call["samples"] == clip.size
+    assert t.segments[0].start == pytest.approx(0.6)
+
+
+def test_vad_removes_long_silence_and_maps_times_back(audio: Audio) -> None:
+    speech = _speech(audio)
+    gap = np.zeros(6 * SAMPLE_RATE, dtype=np.float32)
+    clip = np.concatenate([gap, speech, gap, speech])
+    whisper = ScriptedWhisper(lambda n, samples: [RawSegment(0.5, 1.0, " late word")])
+    t = scripted_model(whisper).transcribe(clip)
+    (call,) = whisper.calls
+    assert call["samples"] < clip.size - 8 * SAMPLE_RATE  # most of the 12 s of silence is gone
+    # 0.5 s into the speech-only audio is about 6 s into the clip (minus VAD's padding).
+    assert 5.0 < t.segments[0].start < 6.5
+
+
+def test_vad_with_no_speech_never_calls_the_decoder() -> None:
+    whisper = ScriptedWhisper()
+    t = scripted_model(whisper).transcribe(np.zeros(4 * SAMPLE_RATE, dtype=np.float32))
+    assert whisper.calls == [] and t.segments == ()
+    assert (t.language.language, t.language.detected) == ("", False)
+    given = scripted_model(whisper).transcribe(
+        np.zeros(4 * SAMPLE_RATE, dtype=np.float32), language="ko"
+    )
+    assert given.language.language == "ko"

@@ -103,17 +103,19 @@ def _unit_key(unit: str) -> str:
 
 
 def _min_repeats(unit_len: int, unspaced: bool) -> int:
+    """Back-to-back copies that make a loop. Short units need many: people do say "words words
+    words words" or "no no no no no", while Whisper's loops run on to the end of the window."""
     if unspaced:
-        return 4 if unit_len >= 2 else 8
-    return 5 if unit_len == 1 else 4
+        return 10 if unit_len == 1 else 6 if unit_len <= 3 else 4
+    return 8 if unit_len == 1 else 5 if unit_len <= 3 else 4
 
 
 def find_loops(units: Sequence[str], *, unspaced: bool = False) -> list[tuple[int, int, int]]:
     """Runs of a repeated unit sequence: (start index, unit length, repeats), non-overlapping.
 
     ``units`` are words (or characters for unspaced scripts). A run counts as a loop when a unit
-    of 1-20 items repeats back to back at least 4 times (8 for single characters, 5 for single
-    words), which real speech practically never does.
+    of 1-20 items repeats back to back often enough (``_min_repeats``: 4 copies of a phrase of
+    four or more words, 5 of two or three words, 8 of a single word), which speech rarely does.
     """
     keys = [_unit_key(u) for u in units]
     n = len(keys)

@@ -31,6 +31,7 @@ from .hallucination import (
 from .options import TranscribeOptions
 from .postprocess import postprocess_segment
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
+from .vad import has_speech, only_speech, restore_times, speech_regions, vad_options
 
 if TYPE_CHECKING:
     from .model import Model
@@ -90,21 +91,10 @@ def _whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
         "no_speech_threshold": opts.no_speech_threshold,
         "condition_on_previous_text": opts.condition_on_previous_text,
         "word_timestamps": opts.word_timestamps,
-        "vad_filter": opts.vad,
-        "vad_parameters": _vad_parameters(opts),
+        "vad_filter": False,  # malsori runs VAD itself (see malsori.vad)
         "hotwords": merge_hotwords(opts.hotwords, opts.glossary),  # the caller's, then the terms
         "language_detection_segments": opts.language_detection_segments,
     }
-
-
-def _vad_parameters(opts: TranscribeOptions) -> Any:
-    from faster_whisper.vad import VadOptions
-
-    return VadOptions(
-        threshold=opts.vad_threshold,
-        min_silence_duration_ms=opts.vad_min_silence_ms,
-        speech_pad_ms=opts.vad_speech_pad_ms,
-    )
 
 
 def _prompt(opts: TranscribeOptions, previous_text: str) -> str | None:
@@ -261,9 +251,17 @@ def _decode_window(
     prompt = _prompt(opts, state.previous_text)
     texts: list[str] = []
     for _ in range(_MAX_RESETS_PER_WINDOW + 1):
+        part = audio[pos:]
+        regions = speech_regions(part, opts) if opts.vad else [{"start": 0, "end": part.size}]
+        if not regions:
+            break  # nothing left but silence, noise or music
         raw_segments, info = model.whisper.transcribe(
-            audio[pos:], language=state.language, initial_prompt=prompt, **state.kwargs
+            only_speech(part, regions),
+            language=state.language,
+            initial_prompt=prompt,
+            **state.kwargs,
         )
+        raw_segments = restore_times(raw_segments, regions)
         if state.language_info is None:
             state.language_info = _language_info(info, opts.language)
             state.language = state.language_info.language  # later windows keep this language
@@ -313,6 +311,13 @@ def _transcribe_windows(
     return state, total
 
 
+def _no_speech_language(model: Model, opts: TranscribeOptions) -> LanguageInfo:
+    """VAD found no speech anywhere: the language is the one given, or none ("")."""
+    if opts.language is not None:
+        return LanguageInfo(opts.language, 1.0, (), detected=False)
+    return LanguageInfo("" if model.multilingual else "en", 0.0, (), detected=False)
+
+
 def run_transcription(
     model: Model,
     source: AudioSource,
@@ -337,11 +342,9 @@ def run_transcription(
             stream = AudioStream(path)
             windows = iter_windows(stream.blocks(), opts.stream_window_s)
             state, total = _transcribe_windows(model, windows, opts, on_segment)
-    # At least one window ran: empty inputs raise EmptyAudioError before.
-    assert state.language_info is not None
     return Transcript(
         segments=tuple(state.assembler.segments),
-        language=state.language_info,
+        language=state.language_info or _no_speech_language(model, opts),
         duration=total / SAMPLE_RATE,
         processing_time=time.perf_counter() - started,
         options=opts,
@@ -349,12 +352,6 @@ def run_transcription(
         source=name,
         removed=tuple(state.assembler.removed),
     )
-
-
-def _has_speech(audio: np.ndarray, opts: TranscribeOptions) -> bool:
-    from faster_whisper.vad import get_speech_timestamps
-
-    return bool(get_speech_timestamps(audio, _vad_parameters(opts)))
 
 
 def run_language_detection(
@@ -375,12 +372,12 @@ def run_language_detection(
                 if have >= needed:
                     break
             audio = np.concatenate(parts)[:needed]
-    if opts.vad and not _has_speech(audio, opts):
+    if opts.vad and not has_speech(audio, opts):
         raise NoSpeechError("no speech found in the first minutes: cannot detect the language")
     language, probability, probs = model.whisper.detect_language(
         audio=audio,
         vad_filter=opts.vad,
-        vad_parameters=_vad_parameters(opts),
+        vad_parameters=vad_options(opts),
         language_detection_segments=opts.language_detection_segments,
     )
     top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])

@@ -1,0 +1,63 @@
+"""Voice activity detection (Silero, shipped inside faster-whisper): which parts of a window
+are speech, the speech alone for the decoder, and times mapped back to the original audio.
+
+Only silences of at least ``vad_min_silence_ms`` are removed, at the edges too: a clip that
+starts with half a second of quiet is decoded as it is, because cutting a short lead-in shifts
+Whisper's first timestamp and changes what it hears, for no gain. Long silences, music and noise
+between speech are what VAD is for, and those go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .options import TranscribeOptions
+
+Region = dict[str, int]  # {"start": sample, "end": sample}, as faster-whisper's VAD returns
+
+
+def vad_options(opts: TranscribeOptions) -> Any:
+    from faster_whisper.vad import VadOptions
+
+    return VadOptions(
+        threshold=opts.vad_threshold,
+        min_silence_duration_ms=opts.vad_min_silence_ms,
+        speech_pad_ms=opts.vad_speech_pad_ms,
+    )
+
+
+def speech_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[Region]:
+    """Speech regions of ``audio``; short silences at the start and end are kept with them."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    regions: list[Region] = get_speech_timestamps(audio, vad_options(opts))
+    if not regions:
+        return []
+    keep = int(opts.vad_min_silence_ms * SAMPLE_RATE / 1000)
+    if regions[0]["start"] < keep:
+        regions[0]["start"] = 0
+    if audio.size - regions[-1]["end"] < keep:
+        regions[-1]["end"] = audio.size
+    return regions
+
+
+def has_speech(audio: np.ndarray, opts: TranscribeOptions) -> bool:
+    return bool(speech_regions(audio, opts))
+
+
+def only_speech(audio: np.ndarray, regions: list[Region]) -> np.ndarray:
+    """The speech regions joined end to end (the whole audio when one region covers it)."""
+    if len(regions) == 1 and regions[0]["start"] == 0 and regions[0]["end"] >= audio.size:
+        return audio
+    return np.concatenate([audio[r["start"] : r["end"]] for r in regions])
+
+
+def restore_times(segments: Iterable[Any], regions: list[Region]) -> Iterator[Any]:
+    """faster-whisper segments of ``only_speech`` audio, with times in the original audio."""
+    from faster_whisper.transcribe import restore_speech_timestamps
+
+    return iter(restore_speech_timestamps(segments, regions, SAMPLE_RATE))

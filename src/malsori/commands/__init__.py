@@ -1,4 +1,7 @@
-"""One module per CLI command group; each has ``register(subparsers)``."""
+"""One module per CLI command group; each has ``register(subparsers)``.
+
+Commands that need an extra (the server) import it only when they run.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,11 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    from . import models, transcribe
+    from . import eval as eval_command  # "eval" alone would shadow the builtin
+    from . import keys, models, serve, transcribe
 
     transcribe.register(sub)
     models.register(sub)
+    eval_command.register(sub)
+    serve.register(sub)
+    keys.register(sub)

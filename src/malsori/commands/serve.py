@@ -1,0 +1,127 @@
+"""``malsori serve``: the HTTP server (OpenAI-compatible API, durable jobs). Needs the ``server``
+extra; nothing from it is imported until the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from typing import Any
+
+from ..errors import InvalidOptionError, MalsoriError
+
+logger = logging.getLogger(__name__)
+
+SERVER_MODULES = (
+    "fastapi", "uvicorn", "multipart", "sqlalchemy", "pydantic_settings", "prometheus_client",
+    "httpx",
+)  # fmt: skip
+
+
+class MissingServerExtraError(MalsoriError):
+    """The packages of the ``server`` extra are not installed."""
+
+    exit_code = 2
+
+
+def require_server_extra(command: str) -> None:
+    """Raise a one-line error naming the extra when any server package is missing."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingServerExtraError(
+            f"`malsori {command}` needs the server extra (missing: {', '.join(missing)}): "
+            "pip install 'malsori[server]'"
+        )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP server: OpenAI-compatible API, durable jobs",
+        description="Serve one Whisper model over HTTP: /v1/audio/transcriptions and "
+        "/v1/audio/translations (OpenAI-compatible), /v1/jobs, /v1/models, /health, /ready, "
+        "/metrics. Every setting can also come from MALSORI_* environment variables "
+        "(MALSORI_DATABASE_URL, MALSORI_LIMITS__MAX_UPLOAD_BYTES, ...); flags win.",
+    )
+    p.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default: 8000)")
+    p.add_argument("--workers", type=int, help="transcription worker threads (default: 1)")
+    p.add_argument("--data-dir", help="jobs database, job audio and spool files")
+    p.add_argument("--no-auth", action="store_true",
+                   help="accept requests without an API key (local use only)")  # fmt: skip
+    p.add_argument("-m", "--model", help="model name or CTranslate2 folder (default: base)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
+    p.add_argument("--compute-type", help="CTranslate2 compute type (default: auto)")
+    p.add_argument("--threads", type=int, help="CPU threads per worker (default: cores/workers)")
+    p.add_argument("--beam-size", type=int, help="beam width for every request (default: 5)")
+    p.add_argument("--max-upload-mb", type=float, help="largest upload in MiB (default: 25)")
+    p.add_argument("--max-audio-seconds", type=float, help="longest audio (default: 10800)")
+    p.add_argument("--queue-size", type=int, help="waiting requests before 429 (default: 64)")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browser requests from this origin (repeatable; * for any)",
+    )
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(handler=run_serve)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings given on the command line, nested as ``ServerSettings`` expects."""
+    top = {k: getattr(args, k) for k in ("host", "port", "workers", "data_dir", "log_level")}
+    groups: dict[str, dict[str, Any]] = {
+        "model": {"name": args.model, "device": args.device,
+                  "compute_type": args.compute_type, "threads": args.threads},
+        "decode": {"beam_size": args.beam_size},
+        "limits": {"max_audio_seconds": args.max_audio_seconds, "queue_size": args.queue_size,
+                   "max_upload_bytes": None if args.max_upload_mb is None
+                   else int(args.max_upload_mb * 1024 * 1024)},
+        "cors": {"allow_origins": args.cors_origin},
+        "auth": {"enabled": False} if args.no_auth else {},
+    }  # fmt: skip
+    out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
+    for name, values in groups.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            out[name] = given
+    return out
+
+
+def load_settings(overrides: dict[str, Any]) -> Any:
+    """``ServerSettings`` from the environment with ``overrides`` on top; one-line errors."""
+    from pydantic import ValidationError
+
+    from ..server.settings import ServerSettings
+
+    try:
+        return ServerSettings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidOptionError(f"invalid server setting {where}: {first['msg']}") from None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    require_server_extra("serve")
+    import uvicorn
+
+    from ..server import create_app
+    from ..server.logs import configure_logging
+    from ..server.services import load_served_model
+
+    settings = load_settings(_overrides(args))
+    configure_logging("debug" if args.verbose else settings.log_level)
+    if not settings.auth.enabled:
+        logger.warning("authentication is OFF (--no-auth): anyone reaching the port may use it")
+    model = load_served_model(settings)
+    app = create_app(settings, model=model)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+    return 0

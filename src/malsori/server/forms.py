@@ -1,0 +1,78 @@
+"""Reading a multipart upload: the form fields into typed parameters, the file onto disk.
+
+The body is read only after authentication and only while a queue slot is free, so a refused
+request costs no upload. The size limit is enforced twice: by ``BodyLimitMiddleware`` on the raw
+body as it streams in, and on the file part itself while it is copied into the spool.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from .errors import ApiError
+from .services import Services
+from .uploads import CheckedAudio, check_audio, display_name
+
+P = TypeVar("P", bound=BaseModel)
+
+MAX_FIELDS = 32
+MAX_FIELD_BYTES = 64 * 1024
+FORM_OVERHEAD_BYTES = 256 * 1024  # room for the other fields and multipart headers in a body
+_LIST_FIELDS = frozenset({"timestamp_granularities"})
+
+
+async def read_multipart(request: Request, services: Services) -> FormData:
+    """Parse a ``multipart/form-data`` body (one file at most) after checking for queue room."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError("expected a multipart/form-data body with a 'file' field", param="file")
+    services.pool.check_room()
+    return await request.form(max_files=1, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
+
+
+def form_fields(form: FormData) -> dict[str, Any]:
+    """The text fields; ``name[]`` (and repeated list fields) collected into lists."""
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            continue
+        name = key.removesuffix("[]")
+        if key.endswith("[]") or name in _LIST_FIELDS:
+            fields.setdefault(name, []).append(value)
+        else:
+            fields[name] = value
+    return fields
+
+
+def parse_params(cls: type[P], form: FormData) -> P:
+    """Validate the form fields into ``cls``; the first bad field becomes a 400 naming it."""
+    try:
+        return cls.model_validate(form_fields(form))
+    except ValidationError as e:
+        first = e.errors()[0]
+        param = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or None
+        raise ApiError(f"{param}: {first['msg']}", param=param) from None
+
+
+def uploaded_file(form: FormData) -> UploadFile:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError("file: an audio file upload is required", param="file")
+    return upload
+
+
+async def receive_audio(services: Services, form: FormData) -> tuple[CheckedAudio, str]:
+    """Spool the form's file and decode it: the checked audio and the client's name as a label."""
+    upload = uploaded_file(form)
+    limits = services.settings.limits
+    path = await run_in_threadpool(services.spool.save, upload.file, limits.max_upload_bytes)
+    try:
+        audio = await run_in_threadpool(check_audio, path, limits.max_audio_seconds)
+    except BaseException:
+        services.spool.discard(path)
+        raise
+    return audio, display_name(upload.filename)

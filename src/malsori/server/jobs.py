@@ -1,0 +1,401 @@
+"""Durable jobs: stored in the database with their audio on disk, run by the worker pool.
+
+A job is accepted only when a queue slot is free and its audio decodes; then its row is committed
+(``queued``) before the client hears back, so an accepted job survives a crash. Workers claim a job
+atomically (``queued`` -> ``running``); a restart puts ``running`` jobs back to ``queued`` and
+queues them all again, in the order they came. A job that keeps killing the server is failed after
+``max_attempts`` runs. Finished audio is deleted after a retention period; results stay until
+their own retention (if any) or until the job is deleted. Completion calls ``callback_url`` once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select, update
+
+from .. import __version__
+from ..errors import MalsoriError
+from ..options import TranscribeOptions
+from ..results import Segment, Transcript
+from .db import Database, JobRow, utcnow
+from .exceptions import JobNotFinishedError, JobNotFoundError, TranscriptionCancelled
+from .scheduler import WorkerPool, WorkItem
+from .settings import JobSettings
+from .transcriber import Transcriber
+from .uploads import CheckedAudio, UploadSpool
+
+logger = logging.getLogger(__name__)
+
+FINISHED = ("completed", "failed")
+Clock = Callable[[], datetime]
+
+
+def _epoch(t: datetime | None) -> int | None:
+    return None if t is None else int((t - datetime(1970, 1, 1)).total_seconds())
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a caller sees of a job."""
+
+    row: JobRow
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.row
+        queued_s = (r.started_at - r.created_at).total_seconds() if r.started_at else None
+        rtf = (r.processing_seconds / r.duration) if r.processing_seconds and r.duration else None
+        return {
+            "id": r.id,
+            "object": "job",
+            "status": r.status,
+            "progress": round(r.progress, 1),
+            "task": r.task,
+            "model": r.model,
+            "filename": r.filename,
+            "duration": round(r.duration, 3),
+            "created_at": _epoch(r.created_at),
+            "started_at": _epoch(r.started_at),
+            "finished_at": _epoch(r.finished_at),
+            "timings": {
+                "queued_seconds": None if queued_s is None else round(queued_s, 3),
+                "processing_seconds": None
+                if r.processing_seconds is None
+                else round(r.processing_seconds, 3),
+                "audio_seconds": round(r.duration, 3),
+                "rtf": None if rtf is None else round(rtf, 3),
+            },
+            "attempts": r.attempts,
+            "callback_url": r.callback_url,
+            "error": None
+            if r.error_code is None
+            else {"code": r.error_code, "message": r.error_message},
+            "result_url": f"/v1/jobs/{r.id}/result" if r.status == "completed" else None,
+        }
+
+
+class JobService:
+    """Submit, inspect, list, delete and run durable jobs."""
+
+    def __init__(
+        self,
+        db: Database,
+        spool: UploadSpool,
+        transcriber: Transcriber,
+        pool: WorkerPool,
+        settings: JobSettings,
+        clock: Clock = utcnow,
+    ):
+        self.db = db
+        self.spool = spool
+        self.transcriber = transcriber
+        self.pool = pool
+        self.settings = settings
+        self.clock = clock
+        self._cancels: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._callbacks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="malsori-callback")
+
+    # --- the caller's side ----------------------------------------------------------------------
+
+    def submit(
+        self,
+        owner: str,
+        audio: CheckedAudio,
+        options: TranscribeOptions,
+        *,
+        filename: str,
+        callback_url: str | None,
+        request_id: str,
+    ) -> JobView:
+        """Store and queue a job for checked audio; QueueFullError leaves nothing stored."""
+        with self.pool.slot() as slot:
+            job_id = "job_" + uuid.uuid4().hex
+            row = JobRow(
+                id=job_id,
+                owner=owner,
+                status="queued",
+                task=options.task,
+                model=self.transcriber.model.name,
+                options_json=json.dumps(options.to_dict()),
+                filename=filename,
+                audio_bytes=audio.size,
+                duration=audio.duration,
+                callback_url=callback_url,
+                request_id=request_id,
+                created_at=self.clock(),
+            )
+            path = self.spool.adopt(audio.path, job_id)
+            try:
+                with self.db.session() as s:
+                    s.add(row)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            slot.submit(self._work_item(job_id, request_id))
+        logger.info("job %s queued (%.1f s of audio)", job_id, audio.duration)
+        return JobView(row)
+
+    def _owned(self, s: Any, owner: str, job_id: str) -> JobRow:
+        row = s.get(JobRow, job_id)
+        if row is None or row.owner != owner:
+            raise JobNotFoundError(f"no job {job_id!r}")
+        return row
+
+    def get(self, owner: str, job_id: str) -> JobView:
+        with self.db.session() as s:
+            return JobView(self._owned(s, owner, job_id))
+
+    def list(
+        self, owner: str, *, limit: int, status: str | None = None
+    ) -> tuple[list[JobView], bool]:
+        """The owner's jobs, newest first, and whether there are more than ``limit``."""
+        query = select(JobRow).where(JobRow.owner == owner)
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        query = query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit + 1)
+        with self.db.session() as s:
+            rows = list(s.scalars(query).all())
+        return [JobView(r) for r in rows[:limit]], len(rows) > limit
+
+    def result(self, owner: str, job_id: str) -> Transcript:
+        with self.db.session() as s:
+            row = self._owned(s, owner, job_id)
+            if row.status != "completed" or row.result_json is None:
+                detail = f": {row.error_message}" if row.status == "failed" else ""
+                raise JobNotFinishedError(f"job {job_id} is {row.status}{detail}")
+            data = row.result_json
+        return Transcript.from_dict(json.loads(data))
+
+    def delete(self, owner: str, job_id: str) -> None:
+        """Cancel the job if it is queued or running, and remove it with its audio and result."""
+        with self.db.session() as s:
+            row = self._owned(s, owner, job_id)
+            s.delete(row)
+        with self._lock:
+            cancel = self._cancels.get(job_id)
+        if cancel is not None:
+            cancel.set()
+        self.spool.job_audio(job_id).unlink(missing_ok=True)
+        logger.info("job %s deleted", job_id)
+
+    # --- the server's side ----------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """After a (re)start: requeue interrupted and queued jobs; returns how many were queued."""
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.status == "running", JobRow.attempts >= self.settings.max_attempts)
+                .values(
+                    status="failed",
+                    error_code="interrupted",
+                    error_message=f"the server stopped during each of "
+                    f"{self.settings.max_attempts} attempts",
+                    finished_at=now,
+                )
+            )
+            s.execute(update(JobRow).where(JobRow.status == "running").values(status="queued"))
+            ids = list(
+                s.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.status == "queued")
+                    .order_by(JobRow.created_at, JobRow.id)
+                ).all()
+            )
+        for job_id in ids:
+            self.pool.submit(self._work_item(job_id, "-"), force=True)
+        if ids:
+            logger.info("requeued %d job(s) left from before the restart", len(ids))
+        return len(ids)
+
+    def _work_item(self, job_id: str, request_id: str) -> WorkItem:
+        item = WorkItem(
+            run=lambda: self.run(job_id, item.cancel), name=job_id, request_id=request_id
+        )
+        return item
+
+    def _claim(self, job_id: str) -> JobRow | None:
+        """Move a queued job to running; None when it is gone, cancelled or already taken."""
+        with self.db.session() as s:
+            claimed = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued")
+                .values(status="running", started_at=self.clock(), attempts=JobRow.attempts + 1)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row: JobRow | None = s.get(JobRow, job_id)
+            return row
+
+    def run(self, job_id: str, cancel: threading.Event) -> None:
+        """Run one job to its end (called in a worker thread)."""
+        if cancel.is_set():
+            return  # the server is stopping: the job stays queued for the next start
+        row = self._claim(job_id)
+        if row is None:
+            return
+        with self._lock:
+            self._cancels[job_id] = cancel
+        try:
+            transcript = self.transcriber.run(
+                self.spool.job_audio(job_id),
+                TranscribeOptions.from_dict(json.loads(row.options_json)),
+                label=row.filename,
+                cancel=cancel,
+                on_segment=self._progress_writer(job_id, row.duration),
+            )
+        except TranscriptionCancelled:
+            self._interrupted(job_id)
+            return
+        except MalsoriError as e:
+            self._finish(job_id, "failed", error=(type(e).__name__, str(e)))
+        except Exception as e:
+            logger.exception("job %s failed", job_id)
+            self._finish(job_id, "failed", error=("InternalError", f"{type(e).__name__}: {e}"))
+        else:
+            self._finish(job_id, "completed", transcript=transcript)
+        finally:
+            with self._lock:
+                self._cancels.pop(job_id, None)
+
+    def _progress_writer(self, job_id: str, duration: float) -> Callable[[Segment], None]:
+        last = [self.clock()]
+        interval = timedelta(seconds=self.settings.progress_interval_s)
+
+        def write(segment: Segment) -> None:
+            now = self.clock()
+            if now - last[0] < interval or duration <= 0:
+                return
+            last[0] = now
+            progress = min(99.0, 100.0 * segment.end / duration)
+            with self.db.session() as s:
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == "running")
+                    .values(progress=progress)
+                )
+
+        return write
+
+    def _interrupted(self, job_id: str) -> None:
+        """A cancelled run: deleted jobs are gone; on shutdown the job goes back to the queue."""
+        if self.pool.stopping.is_set():
+            with self.db.session() as s:
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == "running")
+                    .values(status="queued", progress=0.0)
+                )
+            logger.info("job %s interrupted by shutdown; it runs again at the next start", job_id)
+
+    def _finish(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        transcript: Transcript | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        now = self.clock()
+        values: dict[str, Any] = {"status": status, "finished_at": now}
+        if transcript is not None:
+            values.update(
+                result_json=json.dumps(transcript.to_dict(), ensure_ascii=False),
+                progress=100.0,
+                processing_seconds=transcript.processing_time,
+            )
+        if error is not None:
+            values.update(error_code=error[0], error_message=error[1])
+        with self.db.session() as s:
+            done = s.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(values)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return  # deleted while it ran
+            row = s.get(JobRow, job_id)
+            callback = row.callback_url if row is not None else None
+        self.transcriber.metrics.jobs_finished.labels(status).inc()
+        logger.info("job %s %s", job_id, status)
+        if self.settings.audio_retention_s == 0:
+            self._delete_audio(job_id)
+        if callback:
+            self._callbacks.submit(self._call_back, job_id, callback)
+
+    def _call_back(self, job_id: str, url: str) -> None:
+        """POST the finished job to its callback URL, once (marked sent before the attempt)."""
+        with self.db.session() as s:
+            marked = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.callback_sent_at.is_(None))
+                .values(callback_sent_at=self.clock())
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                return
+            row = s.get(JobRow, job_id)
+            if row is None:
+                return
+            body = JobView(row).to_dict()
+        try:
+            response = httpx.post(
+                url,
+                json=body,
+                timeout=self.settings.callback_timeout_s,
+                headers={"User-Agent": f"malsori/{__version__}"},
+            )
+            logger.info("job %s callback answered %d", job_id, response.status_code)
+        except httpx.HTTPError as e:
+            logger.warning("job %s callback to %s failed: %s", job_id, url, e)
+
+    def _delete_audio(self, job_id: str) -> None:
+        self.spool.job_audio(job_id).unlink(missing_ok=True)
+        with self.db.session() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id).values(audio_deleted=True))
+
+    def cleanup(self) -> tuple[int, int]:
+        """Apply retention: (audio files deleted, finished jobs deleted)."""
+        now = self.clock()
+        audio_before = now - timedelta(seconds=self.settings.audio_retention_s)
+        with self.db.session() as s:
+            stale = list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.status.in_(FINISHED),
+                        JobRow.audio_deleted.is_(False),
+                        JobRow.finished_at <= audio_before,
+                    )
+                ).all()
+            )
+        for job_id in stale:
+            self._delete_audio(job_id)
+        removed: list[str] = []
+        if self.settings.result_retention_s is not None:
+            before = now - timedelta(seconds=self.settings.result_retention_s)
+            with self.db.session() as s:
+                removed = list(
+                    s.scalars(
+                        select(JobRow.id).where(
+                            JobRow.status.in_(FINISHED), JobRow.finished_at <= before
+                        )
+                    ).all()
+                )
+                if removed:
+                    s.execute(delete(JobRow).where(JobRow.id.in_(removed)))
+            for job_id in removed:
+                self.spool.job_audio(job_id).unlink(missing_ok=True)
+        if stale or removed:
+            logger.info("retention: deleted %d audio file(s), %d job(s)", len(stale), len(removed))
+        return len(stale), len(removed)
+
+    def close(self) -> None:
+        self._callbacks.shutdown(wait=True, cancel_futures=False)

@@ -1,0 +1,88 @@
+"""Prometheus metrics, in a registry of the app's own (two apps in one process never clash)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class _GpuCollector(Collector):
+    def __init__(self, read: Callable[[], list[tuple[int, int]]]):
+        self.read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        readings = self.read()
+        if not readings:
+            return
+        family = GaugeMetricFamily(
+            "malsori_gpu_memory_used_bytes", "GPU memory in use, per device", labels=["device"]
+        )
+        for index, used in readings:
+            family.add_metric([str(index)], used)
+        yield family
+
+
+class Metrics:
+    """Every series the server exports; the service layer calls the plain methods below."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        labels = ["method", "endpoint", "status"]
+        self.requests = Counter(
+            "malsori_http_requests", "HTTP requests by endpoint and status", labels, registry=r
+        )
+        self.request_seconds = Histogram(
+            "malsori_http_request_duration_seconds",
+            "HTTP request duration by endpoint and status",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "malsori_queue_depth", "Requests and jobs waiting for a worker", registry=r
+        )
+        self.active = Gauge(
+            "malsori_active_jobs", "Transcriptions running now (requests and jobs)", registry=r
+        )
+        self.audio_seconds = Counter(
+            "malsori_audio_seconds_processed", "Seconds of audio transcribed", ["task"], registry=r
+        )
+        self.rtf = Histogram(
+            "malsori_rtf", "Real-time factor: processing seconds per audio second", ["task"],
+            buckets=_RTF_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.model_load_seconds = Gauge(
+            "malsori_model_load_seconds", "Seconds the model took to load", registry=r
+        )
+        self.jobs_finished = Counter(
+            "malsori_jobs_finished", "Durable jobs that ended, by final status", ["status"],
+            registry=r,
+        )  # fmt: skip
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        values = (method, endpoint, str(status))
+        self.requests.labels(*values).inc()
+        self.request_seconds.labels(*values).observe(seconds)
+
+    def observe_transcription(self, task: str, audio_s: float, processing_s: float) -> None:
+        self.audio_seconds.labels(task).inc(audio_s)
+        if audio_s > 0:
+            self.rtf.labels(task).observe(processing_s / audio_s)
+
+    def watch_queue(self, depth: Callable[[], int], active: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+        self.active.set_function(active)
+
+    def watch_gpu(self, read: Callable[[], list[tuple[int, int]]]) -> None:
+        self.registry.register(_GpuCollector(read))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""One router per API resource: audio, models, jobs, and the operational endpoints."""

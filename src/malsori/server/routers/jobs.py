@@ -1,0 +1,97 @@
+"""Durable jobs: ``POST /v1/jobs``, ``GET /v1/jobs[/{id}[/result]]``, ``DELETE /v1/jobs/{id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...writers import get_writer
+from ..deps import OwnerDep, ServicesDep
+from ..forms import parse_params, read_multipart, receive_audio
+from ..logs import current_request_id
+from ..schemas import JobParams, JobStatus, ResultFormat
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_FORM_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **JobParams.model_json_schema()["properties"],
+                    },
+                }
+            }
+        },
+        "required": True,
+    }
+}
+
+
+@router.post("", status_code=202, openapi_extra=_FORM_DOC)
+async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
+    """Accept audio for transcription in the background; poll the job or wait for the callback."""
+    form = await read_multipart(request, services)
+    try:
+        params = parse_params(JobParams, form)
+        options = services.transcriber.options(params, params.task)
+        audio, label = await receive_audio(services, form)
+    finally:
+        await form.close()
+    try:
+        job = await run_in_threadpool(
+            services.jobs.submit,
+            owner,
+            audio,
+            options,
+            filename=label,
+            callback_url=params.callback_url,
+            request_id=current_request_id(),
+        )
+    except BaseException:
+        services.spool.discard(audio.path)
+        raise
+    body = job.to_dict()
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{body['id']}"})
+
+
+@router.get("")
+def list_jobs(
+    services: ServicesDep,
+    owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    status: JobStatus | None = None,
+) -> dict[str, Any]:
+    """The caller's own jobs, newest first."""
+    jobs, more = services.jobs.list(owner, limit=limit, status=status)
+    return {"object": "list", "data": [j.to_dict() for j in jobs], "has_more": more}
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, services: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    """Status, progress (percent of the audio decoded) and timings."""
+    return services.jobs.get(owner, job_id).to_dict()
+
+
+@router.get("/{job_id}/result")
+def get_result(
+    job_id: str, services: ServicesDep, owner: OwnerDep, format: ResultFormat = "json"
+) -> Response:
+    """The transcript of a completed job, written by the same writers as the CLI."""
+    writer = get_writer(format)
+    transcript = services.jobs.result(owner, job_id)
+    return Response(writer.render(transcript), media_type=writer.media_type)
+
+
+@router.delete("/{job_id}")
+def delete_job(job_id: str, services: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    """Cancel a queued or running job, or remove a finished one, with its audio and result."""
+    services.jobs.delete(owner, job_id)
+    return {"id": job_id, "object": "job.deleted", "deleted": True}

@@ -1,0 +1,40 @@
+"""``/health`` (alive), ``/ready`` (model loaded, database reachable), ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..deps import get_services
+from ..metrics import CONTENT_TYPE, Metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> dict[str, Any]:
+    """200 when the model is loaded and the database answers; 503 otherwise."""
+    services = get_services(request)
+    await run_in_threadpool(services.db.ping)
+    return {
+        "status": "ready",
+        "model": services.transcriber.model.name,
+        "device": services.transcriber.model.info.device,
+        "workers": services.pool.workers,
+        "queue_depth": services.pool.waiting,
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,116 @@
+"""The server's parts, built once at startup and stopped at shutdown. No HTTP here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..model import Model, default_threads, load_model
+from .db import Database
+from .gpu import Nvml
+from .jobs import Clock, JobService
+from .keys import KeyStore
+from .metrics import Metrics
+from .scheduler import WorkerPool
+from .settings import ServerSettings
+from .transcriber import Transcriber
+from .uploads import UploadSpool
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Runs the jobs' retention cleanup every ``interval`` seconds in a daemon thread."""
+
+    def __init__(self, jobs: JobService, interval: float):
+        self.jobs = jobs
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="malsori-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.jobs.cleanup()
+            except Exception:  # a database hiccup must not end the sweeper
+                logger.exception("retention cleanup failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Services:
+    settings: ServerSettings
+    metrics: Metrics
+    db: Database
+    keys: KeyStore
+    spool: UploadSpool
+    pool: WorkerPool
+    transcriber: Transcriber
+    jobs: JobService
+    sweeper: Sweeper
+    started_at: int = field(default_factory=lambda: int(time.time()))  # Unix time
+
+    def stop(self) -> None:
+        """Stop taking work, interrupt running work (jobs go back to the queue), close."""
+        self.sweeper.stop()
+        self.pool.stop()
+        self.jobs.close()
+        self.db.close()
+
+
+def load_served_model(settings: ServerSettings) -> Model:
+    """Load ``settings.model`` with one CTranslate2 worker per server worker."""
+    m = settings.model
+    threads = m.threads or max(1, default_threads() // settings.workers)
+    return load_model(
+        m.name,
+        device=m.device,
+        compute_type=m.compute_type,
+        threads=threads,
+        workers=settings.workers,
+    )
+
+
+def start_services(
+    settings: ServerSettings,
+    metrics: Metrics,
+    *,
+    model: Model | None = None,
+    clock: Clock | None = None,
+) -> Services:
+    """Open the database, load the model (unless given), start the workers, requeue jobs."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    spool = UploadSpool(settings.data_dir)
+    spool.prepare()
+    db = Database(settings.sqlalchemy_url())
+    keys = KeyStore(db)
+    if model is None:
+        model = load_served_model(settings)
+    metrics.model_load_seconds.set(model.info.load_seconds)
+    if model.info.device == "cuda":
+        nvml = Nvml()
+        if nvml.available:
+            metrics.watch_gpu(nvml.memory_used)
+    pool = WorkerPool(settings.workers, settings.limits.queue_size)
+    metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
+    transcriber = Transcriber(model, pool, metrics, settings.decode, settings.model.aliases)
+    extra = {"clock": clock} if clock is not None else {}
+    jobs = JobService(db, spool, transcriber, pool, settings.jobs, **extra)
+    sweeper = Sweeper(jobs, settings.jobs.cleanup_interval_s)
+    pool.start()
+    jobs.recover()
+    sweeper.start()
+    if settings.auth.enabled and not any(k.active for k in keys.list()):
+        logger.warning(
+            "authentication is on and no API key exists: create one with "
+            "`malsori keys create NAME` (or run with --no-auth for local use)"
+        )
+    return Services(settings, metrics, db, keys, spool, pool, transcriber, jobs, sweeper)

@@ -1,0 +1,138 @@
+"""Server settings: pydantic-settings, read from ``MALSORI_*`` environment variables.
+
+Nested groups use a double underscore: ``MALSORI_MODEL__NAME=small``,
+``MALSORI_LIMITS__MAX_UPLOAD_BYTES=52428800``, ``MALSORI_CORS__ALLOW_ORIGINS='["https://a.b"]'``.
+``malsori serve`` flags override the environment; tests build ``ServerSettings(...)`` directly and
+pass it to ``create_app(settings)``. Nothing else in the server reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ComputeType = Literal[
+    "auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+    "float16", "bfloat16", "float32",
+]  # fmt: skip
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+MB = 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    """``~/.local/share/malsori/server`` on Linux (jobs are data, not cache)."""
+    return Path(platformdirs.user_data_dir("malsori")) / "server"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+class ModelSettings(_Group):
+    name: str = "base"
+    """Model name (base, small, large-v3, ...) or a CTranslate2 Whisper folder."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs; auto picks CUDA when a device is present."""
+    compute_type: ComputeType = "auto"
+    """CTranslate2 compute type; auto is int8 on CPU and float16 on CUDA."""
+    threads: int = Field(default=0, ge=0)
+    """CPU threads per transcription worker (0: every core this process may use)."""
+    aliases: list[str] = Field(default_factory=lambda: ["whisper-1"])
+    """Other model ids accepted in requests and listed by /v1/models (OpenAI clients send
+    ``whisper-1``)."""
+
+
+class DecodeSettings(_Group):
+    beam_size: int = Field(default=5, ge=1)
+    """Beam width for every request (1: greedy, faster on CPU)."""
+    best_of: int = Field(default=5, ge=1)
+    """Samples drawn at temperatures above 0."""
+    vad: bool = True
+    """Silero voice-activity detection before decoding."""
+
+
+class LimitSettings(_Group):
+    max_upload_bytes: int = Field(default=25 * MB, ge=1)
+    """Largest accepted upload; the body stops being read past it (413)."""
+    max_audio_seconds: float = Field(default=3 * 3600.0, gt=0)
+    """Longest accepted audio, measured by decoding it (413)."""
+    queue_size: int = Field(default=64, ge=1)
+    """Requests and jobs that may wait for a worker; past that the server answers 429."""
+
+
+class JobSettings(_Group):
+    audio_retention_s: float = Field(default=24 * 3600.0, ge=0)
+    """Seconds a finished job's audio is kept on disk (0: deleted when the job ends)."""
+    result_retention_s: float | None = Field(default=None, gt=0)
+    """Seconds a finished job (and its result) is kept; None keeps it until deleted."""
+    cleanup_interval_s: float = Field(default=300.0, gt=0)
+    """How often the retention sweep runs."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Runs of one job (restarts included) before it is marked failed."""
+    callback_timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of the single completion callback request."""
+    progress_interval_s: float = Field(default=1.0, ge=0)
+    """Least time between two progress writes of one running job."""
+
+
+class AuthSettings(_Group):
+    enabled: bool = True
+    """Require ``Authorization: Bearer <key>`` (keys from ``malsori keys create``). Turn off only
+    for local use (``malsori serve --no-auth``)."""
+
+
+class CorsSettings(_Group):
+    allow_origins: list[str] = Field(default_factory=list)
+    """Origins allowed by CORS (``["*"]`` for any); empty turns CORS off."""
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "DELETE"])
+    """Methods allowed by CORS."""
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-Request-ID"]
+    )
+    """Request headers allowed by CORS."""
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``malsori serve`` can be told, with the defaults it uses."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MALSORI_",
+        env_nested_delimiter="__",
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0 for every interface)."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port to listen on."""
+    workers: int = Field(default=1, ge=1)
+    """Transcription worker threads sharing the one loaded model."""
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Folder for the SQLite database, job audio and upload spool files."""
+    database_url: SecretStr | None = None
+    """SQLAlchemy URL (``postgresql+psycopg://user:pw@host/db``); default: SQLite in data_dir."""
+    log_level: LogLevel = "info"
+    """Server log level."""
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    """The Whisper model every request uses."""
+    decode: DecodeSettings = Field(default_factory=DecodeSettings)
+    """Decoding settings applied to every request."""
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """Upload, duration and queue limits."""
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    """Durable jobs: retention, retries, callbacks."""
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    """API keys."""
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+    """Cross-origin requests from browsers."""
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'malsori.db'}"

@@ -1,0 +1,146 @@
+"""The one loaded model, behind the worker pool: options from request parameters, runs, metrics.
+
+Every transcription the server makes, a quick request or a durable job, goes through
+``Transcriber.run`` in a worker thread and so through ``Model.transcribe``: the same pipeline, the
+same results and the same writers as the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+from ..errors import InvalidOptionError
+from ..languages import normalize_language
+from ..model import Model
+from ..options import DEFAULT_TEMPERATURES, TranscribeOptions
+from ..results import Segment, Transcript
+from .exceptions import InvalidParameterError, TranscriptionCancelled, UnknownModelError
+from .logs import current_request_id
+from .metrics import Metrics
+from .scheduler import Slot, WorkerPool, WorkItem
+from .schemas import DecodeParams, Task
+from .settings import DecodeSettings
+
+logger = logging.getLogger(__name__)
+
+SegmentCallback = Callable[[Segment], None]
+
+
+def fallback_temperatures(first: float | None) -> tuple[float, ...]:
+    """OpenAI's ``temperature``: the first one tried; Whisper's higher ones follow on failure."""
+    if first is None:
+        return DEFAULT_TEMPERATURES
+    return (first, *(t for t in DEFAULT_TEMPERATURES if t > first))
+
+
+class Transcriber:
+    """Runs transcriptions of files on the shared model, in the pool's worker threads."""
+
+    def __init__(
+        self,
+        model: Model,
+        pool: WorkerPool,
+        metrics: Metrics,
+        decode: DecodeSettings,
+        aliases: list[str],
+    ):
+        self.model = model
+        self.pool = pool
+        self.metrics = metrics
+        self.decode = decode
+        self.model_ids: tuple[str, ...] = tuple(dict.fromkeys([model.name, *aliases]))
+
+    def check_model(self, requested: str | None) -> None:
+        if requested is not None and requested not in self.model_ids:
+            raise UnknownModelError(
+                f"model {requested!r} is not served here; use one of {', '.join(self.model_ids)}"
+            )
+
+    def options(self, params: DecodeParams, task: Task) -> TranscribeOptions:
+        """The ``TranscribeOptions`` for a request (raises InvalidOptionError for bad values)."""
+        self.check_model(params.model)
+        try:
+            language = normalize_language(params.language)
+        except InvalidOptionError as e:
+            raise InvalidParameterError(str(e), param="language") from e
+        options = TranscribeOptions(
+            task=task,
+            language=language,
+            initial_prompt=params.prompt,
+            temperature=fallback_temperatures(params.temperature),
+            word_timestamps=params.words,
+            beam_size=self.decode.beam_size,
+            best_of=self.decode.best_of,
+            vad=self.decode.vad,
+        )
+        options.check_model(multilingual=self.model.multilingual, model_name=self.model.name)
+        return options
+
+    def run(
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        *,
+        label: str,
+        cancel: threading.Event,
+        on_segment: SegmentCallback | None = None,
+    ) -> Transcript:
+        """Transcribe one file now, in the calling (worker) thread.
+
+        Raises TranscriptionCancelled when ``cancel`` is set before or during the run (checked at
+        each decoded segment), and malsori's exceptions for bad audio.
+        """
+        if cancel.is_set():
+            raise TranscriptionCancelled()
+
+        def each_segment(segment: Segment) -> None:
+            if cancel.is_set():
+                raise TranscriptionCancelled()
+            if on_segment is not None:
+                on_segment(segment)
+
+        transcript = self.model.transcribe(path, options, on_segment=each_segment)
+        self.metrics.observe_transcription(
+            options.task, transcript.duration, transcript.processing_time
+        )
+        logger.info(
+            "transcribed %.1f s of audio in %.2f s (%s)",
+            transcript.duration,
+            transcript.processing_time,
+            options.task,
+        )
+        return dataclasses.replace(transcript, source=label)
+
+    def submit(
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        *,
+        label: str,
+        slot: Slot,
+        on_segment: SegmentCallback | None = None,
+    ) -> tuple[Future[Transcript], threading.Event]:
+        """Queue a transcription in a reserved slot: its future and the event that cancels it.
+
+        The file at ``path`` is deleted once the work is over, whether it ran or not.
+        """
+        future: Future[Transcript] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(
+                    self.run(path, options, label=label, cancel=item.cancel, on_segment=on_segment)
+                )
+            except BaseException as e:
+                future.set_exception(e)
+            finally:
+                path.unlink(missing_ok=True)
+
+        item = WorkItem(run=work, name=f"request {label}", request_id=current_request_id())
+        slot.submit(item)
+        return future, item.cancel

@@ -1,0 +1,122 @@
+"""Uploaded audio: spooled to the data folder under names the server makes, then checked by
+decoding it.
+
+Client file names never become paths: a file is stored as ``uploads/<random hex>`` (and a job's
+as ``audio/<job id>``); the client's name is kept only as a display label, cleaned of path parts
+and control characters. The content is judged by FFmpeg opening and decoding it, never by the
+name or the declared content type.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..audio import SAMPLE_RATE, AudioStream, probe
+from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
+from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_LABEL_MAX = 200
+
+
+def display_name(client_name: str | None) -> str:
+    """The last component of a client's file name, printable characters only: a label."""
+    base = (client_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip()
+    return cleaned[:_LABEL_MAX] or "audio"
+
+
+@dataclass(frozen=True)
+class CheckedAudio:
+    """An upload that decodes, with what decoding it found."""
+
+    path: Path
+    size: int  # bytes
+    duration: float  # seconds, counted while decoding
+    format: str  # container, as FFmpeg names it
+
+
+def _scrubbed(error: MalsoriError, path: Path) -> str:
+    """The error's message without the server's own path in it."""
+    return str(error).replace(str(path), "uploaded file")
+
+
+def check_audio(path: Path, max_seconds: float) -> CheckedAudio:
+    """Decode the whole upload once: raise for empty, non-audio, corrupt or too-long content.
+
+    NotAudioError (nothing FFmpeg opens as audio), AudioDecodeError (opens, then fails: corrupt
+    or truncated), EmptyAudioError, AudioTooLongError. Messages name no server path.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyAudioError("the uploaded file is empty")
+    try:
+        info = probe(path)
+    except AudioDecodeError as e:
+        raise NotAudioError(_scrubbed(e, path)) from e
+    too_long = AudioTooLongError(f"audio longer than the limit of {max_seconds:g} s")
+    if info.declared_duration is not None and info.declared_duration > max_seconds + 1.0:
+        raise too_long
+    samples = 0
+    try:
+        for block in AudioStream(path).blocks(block_s=60.0):
+            samples += block.size
+            if samples > max_seconds * SAMPLE_RATE:
+                raise too_long
+    except (AudioDecodeError, EmptyAudioError) as e:
+        raise type(e)(_scrubbed(e, path)) from e
+    return CheckedAudio(path, size, samples / SAMPLE_RATE, info.format)
+
+
+class UploadSpool:
+    """The data folder's ``uploads/`` (request audio, deleted after use) and ``audio/`` (jobs)."""
+
+    def __init__(self, data_dir: Path):
+        self.spool_dir = data_dir / "uploads"
+        self.audio_dir = data_dir / "audio"
+
+    def prepare(self) -> None:
+        """Create the folders and remove spool files a killed process left behind."""
+        self.audio_dir.mkdir(parents=True, exist_ok=True)
+        if self.spool_dir.exists():
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, source: BinaryIO, max_bytes: int) -> Path:
+        """Copy an upload into the spool, refusing it once it passes ``max_bytes``."""
+        target = self.spool_dir / secrets.token_hex(16)
+        written = 0
+        try:
+            with open(target, "wb") as out:
+                while chunk := source.read(_CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise UploadTooLargeError.for_limit(max_bytes)
+                    out.write(chunk)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return target
+
+    def job_audio(self, job_id: str) -> Path:
+        return self.audio_dir / job_id
+
+    def adopt(self, path: Path, job_id: str) -> Path:
+        """Move a checked upload to the job's durable place (synced to disk first)."""
+        target = self.job_audio(job_id)
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(path, target)
+        return target
+
+    @staticmethod
+    def discard(path: Path) -> None:
+        path.unlink(missing_ok=True)

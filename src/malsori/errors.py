@@ -29,6 +29,24 @@ class InvalidOptionError(MalsoriError, ValueError):
     exit_code = 2
 
 
+class MissingExtraError(MalsoriError):
+    """An optional part of malsori is used without its packages installed."""
+
+    exit_code = 2
+
+
+def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
+    """Raise one line naming the extra to install when any of ``modules`` is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(
+            f"{what} needs the {extra} extra (missing: {', '.join(missing)}): "
+            f"pip install 'malsori[{extra}]'"
+        )
+
+
 class InputError(MalsoriError):
     """The input cannot be used as audio."""
 

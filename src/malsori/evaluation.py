@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, InvalidOptionError, MalsoriError, OutputError
+from .errors import InputError, InvalidOptionError, MissingExtraError, OutputError, require_extra
 from .manifest import ManifestEntry, ManifestError, load_manifest, select_entries
 
 if TYPE_CHECKING:
@@ -76,12 +76,9 @@ class ReportError(InputError):
     """A saved evaluation report that cannot be read back."""
 
 
-class MissingExtraError(MalsoriError):
-    """The optional packages evaluation needs are not installed."""
-
-
 # --- normalisation and error counts ----------------------------------------------------------
 
+_EVAL_MODULES = ("jiwer", "whisper_normalizer")
 _HANGUL_JAMO = re.compile(r"([\u3130-\u318f\uffa0-\uffdc]+)")  # NFKC would recompose these
 _ANNOTATION = re.compile(r"[<\[][^>\]]*[>\]]")  # [music], <unk>: not words
 _SPACES = re.compile(r"\s+")
@@ -89,12 +86,9 @@ _SPACES = re.compile(r"\s+")
 
 @functools.cache
 def _english_normalizer() -> Callable[[str], str]:
-    try:
-        from whisper_normalizer.english import EnglishTextNormalizer
-    except ImportError as e:
-        raise MissingExtraError(
-            "evaluation needs the 'eval' extra: pip install 'malsori[eval]'"
-        ) from e
+    require_extra("eval", _EVAL_MODULES, "evaluation")
+    from whisper_normalizer.english import EnglishTextNormalizer
+
     normalizer: Callable[[str], str] = EnglishTextNormalizer()
     return normalizer
 
@@ -145,12 +139,9 @@ class ErrorCounts:
 
 def error_counts(reference: str, hypothesis: str, *, unit: str = "word") -> ErrorCounts:
     """Word or character edit counts from jiwer (characters include spaces, as jiwer's CER)."""
-    try:
-        import jiwer
-    except ImportError as e:
-        raise MissingExtraError(
-            "evaluation needs the 'eval' extra: pip install 'malsori[eval]'"
-        ) from e
+    require_extra("eval", _EVAL_MODULES, "evaluation")
+    import jiwer
+
     if unit not in ("word", "char"):
         raise InvalidOptionError(f"unit must be 'word' or 'char', got {unit!r}")
     if not reference.strip():

@@ -4,11 +4,10 @@ extra; nothing from it is imported until the command runs."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 from typing import Any
 
-from ..errors import InvalidOptionError, MalsoriError
+from ..errors import InvalidOptionError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -18,20 +17,9 @@ SERVER_MODULES = (
 )  # fmt: skip
 
 
-class MissingServerExtraError(MalsoriError):
-    """The packages of the ``server`` extra are not installed."""
-
-    exit_code = 2
-
-
 def require_server_extra(command: str) -> None:
     """Raise a one-line error naming the extra when any server package is missing."""
-    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MissingServerExtraError(
-            f"`malsori {command}` needs the server extra (missing: {', '.join(missing)}): "
-            "pip install 'malsori[server]'"
-        )
+    require_extra("server", SERVER_MODULES, f"`malsori {command}`")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,6 +26,20 @@ FORM_OVERHEAD_BYTES = 256 * 1024  # room for the other fields and multipart head
 _LIST_FIELDS = frozenset({"timestamp_granularities"})
 
 
+def multipart_openapi(params: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for an upload route: a ``file`` plus ``params``' fields."""
+    schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            **params.model_json_schema()["properties"],
+        },
+    }
+    body = {"content": {"multipart/form-data": {"schema": schema}}, "required": True}
+    return {"requestBody": body}
+
+
 async def read_multipart(request: Request, services: Services) -> FormData:
     """Parse a ``multipart/form-data`` body (one file at most) after checking for queue room."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):

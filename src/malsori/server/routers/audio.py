@@ -16,7 +16,7 @@ from ...options import TranscribeOptions
 from ...results import Segment, Transcript
 from ..deps import OwnerDep, ServicesDep
 from ..errors import envelope, kind_of
-from ..forms import parse_params, read_multipart, receive_audio
+from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
 from ..responses import delta_event, done_event, render, sse
 from ..schemas import Task, TranscriptionParams
 from ..services import Services
@@ -24,23 +24,7 @@ from ..transcriber import SegmentCallback
 
 router = APIRouter(prefix="/v1/audio", tags=["audio"])
 
-_FORM_DOC = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        **TranscriptionParams.model_json_schema()["properties"],
-                    },
-                }
-            }
-        },
-        "required": True,
-    }
-}
+_FORM_DOC = multipart_openapi(TranscriptionParams)
 
 
 @router.post("/transcriptions", openapi_extra=_FORM_DOC)

@@ -10,29 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ...writers import get_writer
 from ..deps import OwnerDep, ServicesDep
-from ..forms import parse_params, read_multipart, receive_audio
+from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
 from ..logs import current_request_id
 from ..schemas import JobParams, JobStatus, ResultFormat
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_FORM_DOC = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        **JobParams.model_json_schema()["properties"],
-                    },
-                }
-            }
-        },
-        "required": True,
-    }
-}
+_FORM_DOC = multipart_openapi(JobParams)
 
 
 @router.post("", status_code=202, openapi_extra=_FORM_DOC)

@@ -9,11 +9,12 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
+    from . import batch, keys, models, serve, transcribe
     from . import eval as eval_command  # "eval" alone would shadow the builtin
-    from . import keys, models, serve, transcribe
 
     transcribe.register(sub)
     models.register(sub)
+    batch.register(sub)
     eval_command.register(sub)
     serve.register(sub)
     keys.register(sub)

@@ -1,0 +1,314 @@
+"""Decoding packed 30 s windows in batches with CTranslate2: one encoder call for the batch, one
+beam-search call, temperature fallback for the windows that need it, word timing by alignment.
+
+The decoding rules are faster-whisper's (``WhisperModel.generate_with_fallback``): the same
+prompt, suppressed tokens, compression-ratio and log-probability checks, no-speech skip and
+fallback temperatures from ``TranscribeOptions``; only several windows go through each call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..options import TranscribeOptions
+from ..transcribe import _whisper_kwargs
+from .packing import WINDOW_S
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+logger = logging.getLogger(__name__)
+
+TIME_PRECISION = 0.02  # seconds per timestamp token
+MAX_INITIAL_TIMESTAMP_S = 1.0
+LENGTH_PENALTY = 1.0
+
+
+@dataclass
+class DecodedSegment:
+    """One segment of a window, in window time; ``words`` filled when aligned."""
+
+    start: float
+    end: float
+    tokens: list[int]
+    text: str
+    words: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class WindowResult:
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    segments: list[DecodedSegment] = field(default_factory=list)
+    complete_until: float | None = None  # window time where an unfinished decode stopped
+    truncated: bool = False  # the decode stopped at the length limit
+    silent: bool = False  # skipped as no speech (no-speech and log-prob thresholds)
+
+
+def parse_tokens(
+    tokens: list[int], timestamp_begin: int, content_end: float, *, keep_open: bool = True
+) -> tuple[list[tuple[float, float, list[int]]], float | None]:
+    """Split a window's tokens at timestamp pairs: (start, end, tokens) per segment, and the time
+    up to which the output is complete (None when it is complete to the end).
+
+    A last segment that got its text but never its closing timestamp ends at ``content_end``
+    when ``keep_open`` (the window's speech ends before the window does, so its text is all
+    there; faster-whisper drops it only because its next window starts there anyway). Otherwise
+    (``keep_open`` False: the decode hit the length limit), or when no text follows the last
+    closed segment, decoding must resume after the last closing timestamp.
+    """
+
+    def at(tok: int) -> float:
+        return (tok - timestamp_begin) * TIME_PRECISION
+
+    is_ts = [t >= timestamp_begin for t in tokens]
+    single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
+    pairs = [i for i in range(1, len(tokens)) if is_ts[i] and is_ts[i - 1]]
+    if not pairs:
+        stamps = [t for t in tokens if t >= timestamp_begin]
+        start = at(tokens[0]) if tokens and is_ts[0] else 0.0
+        end = at(stamps[-1]) if stamps and stamps[-1] != timestamp_begin else content_end
+        return [(start, max(end, start), tokens)], None
+    slices = pairs + ([len(tokens)] if single_ending else [])
+    segments = []
+    last = 0
+    for cut in slices:
+        part = tokens[last:cut]
+        segments.append((at(part[0]), at(part[-1]), part))
+        last = cut
+    if single_ending:
+        return segments, None
+    rest = tokens[last:]
+    if keep_open and any(t < timestamp_begin for t in rest):
+        start = at(rest[0]) if rest[0] >= timestamp_begin else at(tokens[last - 1])
+        segments.append((start, max(content_end, start), rest))
+        return segments, None
+    complete = at(tokens[last - 1])
+    return segments, (complete if complete < content_end - 0.5 else None)
+
+
+def compression_ratio(text: str) -> float:
+    from faster_whisper.transcribe import get_compression_ratio
+
+    return float(get_compression_ratio(text))
+
+
+def take(encoder_output: Any, indices: list[int], size: int) -> Any:
+    """The encoder output of some windows of a batch (CTranslate2 has no slicing)."""
+    if len(indices) == size:
+        return encoder_output
+    import ctranslate2
+
+    view = encoder_output
+    if view.device != "cpu":
+        view = view.to_device(ctranslate2.Device.cpu)
+    array = np.asarray(view)[indices]
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+
+class WindowDecoder:
+    """Runs windows through one loaded model with the decoding options of ``TranscribeOptions``."""
+
+    def __init__(self, model: Model, options: TranscribeOptions):
+        self.whisper = model.whisper  # faster_whisper.WhisperModel
+        self.ct2 = self.whisper.model  # ctranslate2.models.Whisper
+        self.options = options
+        # The decoding settings ``malsori transcribe`` passes to faster-whisper, from one place.
+        self.kw = _whisper_kwargs(options)
+        self._tokenizers: dict[str, Any] = {}
+        self._suppress: list[int] | None = None
+        self._initial: list[int] = []
+        self.fallbacks = 0  # windows decoded again at a higher temperature
+
+    def tokenizer(self, language: str) -> Any:
+        tok = self._tokenizers.get(language)
+        if tok is None:
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+
+            tok = Tokenizer(
+                self.whisper.hf_tokenizer,
+                self.ct2.is_multilingual,
+                task=self.kw["task"],
+                language=language,
+            )
+            self._tokenizers[language] = tok
+            if self._suppress is None:
+                self._suppress = list(get_suppressed_tokens(tok, [-1]) or [])
+                prompt = self.options.initial_prompt
+                self._initial = tok.encode(" " + prompt.strip()) if prompt else []
+        return tok
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel features of a window's content, zero-padded to 3000 frames (30 s).
+
+        Padded as faster-whisper pads a window (``pad_or_trim`` on the features, not silence
+        in the audio), so a clip alone in a window sees what ``malsori transcribe`` gives it.
+        """
+        feats = self.whisper.feature_extractor(audio)
+        frames = int(WINDOW_S * 100)
+        if feats.shape[-1] < frames:
+            feats = np.pad(feats, ((0, 0), (0, frames - feats.shape[-1])))
+        return np.ascontiguousarray(feats[:, :frames], dtype=np.float32)
+
+    def encode(self, features: np.ndarray) -> Any:
+        """Encoder output for a batch of features (batch, mels, frames).
+
+        On CPU the windows go through one at a time: a batched encoder call is no faster there
+        and its attention buffers grow with the batch (about 60 MB a window for ``base``). The
+        outputs (3 MB a window) are joined for the batched decoding, which is what gains.
+        """
+        if self.ct2.device != "cpu" or features.shape[0] == 1:
+            return self.whisper.encode(features)
+        import ctranslate2
+
+        parts = [np.asarray(self.whisper.encode(f[None])) for f in features]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
+
+    def prompt(self, language: str) -> list[int]:
+        tok = self.tokenizer(language)
+        prompt: list[int] = self.whisper.get_prompt(
+            tok, self._initial, without_timestamps=False, hotwords=self.kw["hotwords"]
+        )
+        return prompt
+
+    def generate(
+        self, encoder_output: Any, languages: list[str], content_ends: list[float]
+    ) -> list[WindowResult]:
+        """Decode every window of an encoded batch, falling back to higher temperatures for the
+        windows whose output is too repetitive or too unlikely."""
+        n = len(languages)
+        prompts = [self.prompt(lang) for lang in languages]
+        tries: dict[int, list[WindowResult]] = {i: [] for i in range(n)}
+        final: dict[int, WindowResult] = {}
+        pending = list(range(n))
+        for temperature in self.kw["temperature"]:
+            if not pending:
+                break
+            if temperature > 0:
+                self.fallbacks += len(pending)
+            results = self._generate_once(
+                take(encoder_output, pending, n), [prompts[i] for i in pending], temperature
+            )
+            still = []
+            for i, result in zip(pending, results, strict=True):
+                tries[i].append(result)
+                if self._needs_fallback(result):
+                    still.append(i)
+                else:
+                    final[i] = result
+            pending = still
+        for i in pending:  # every temperature failed: the likeliest non-repetitive try
+            final[i] = self._best_of_failed(tries[i])
+        out = [final[i] for i in range(n)]
+        for i, result in enumerate(out):
+            self._split(result, self.tokenizer(languages[i]), content_ends[i])
+        return out
+
+    def _generate_once(self, encoder_output: Any, prompts: list[list[int]], t: float) -> list[Any]:
+        kw = self.kw
+        if t > 0:
+            kwargs: dict[str, Any] = {
+                "beam_size": 1, "num_hypotheses": kw["best_of"], "sampling_topk": 0,
+                "sampling_temperature": t,
+            }  # fmt: skip
+        else:
+            kwargs = {"beam_size": kw["beam_size"], "patience": kw["patience"]}
+        raw = self.ct2.generate(
+            encoder_output,
+            prompts,
+            length_penalty=LENGTH_PENALTY,
+            max_length=self.whisper.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / TIME_PRECISION),
+            **kwargs,
+        )
+        tok = next(iter(self._tokenizers.values()))
+        results = []
+        for r, prompt in zip(raw, prompts, strict=True):
+            tokens = list(r.sequences_ids[0])
+            avg = r.scores[0] * (len(tokens) ** LENGTH_PENALTY) / (len(tokens) + 1)
+            text = tok.decode(tokens).strip()
+            ratio = compression_ratio(text)
+            result = WindowResult(tokens, float(avg), float(r.no_speech_prob), ratio, t)
+            result.truncated = len(prompt) + len(tokens) >= self.whisper.max_length - 1
+            results.append(result)
+        return results
+
+    def _needs_fallback(self, r: WindowResult) -> bool:
+        ratio, logprob = self.kw["compression_ratio_threshold"], self.kw["log_prob_threshold"]
+        failed = (ratio is not None and r.compression_ratio > ratio) or (
+            logprob is not None and r.avg_logprob < logprob
+        )
+        if failed and self._silent(r):
+            return False  # silence: no point in trying harder
+        return failed
+
+    def _silent(self, r: WindowResult) -> bool:
+        no_speech, logprob = self.kw["no_speech_threshold"], self.kw["log_prob_threshold"]
+        return (
+            no_speech is not None
+            and r.no_speech_prob > no_speech
+            and logprob is not None
+            and r.avg_logprob < logprob
+        )
+
+    def _best_of_failed(self, tries: list[WindowResult]) -> WindowResult:
+        threshold = self.kw["compression_ratio_threshold"]
+        good = [r for r in tries if threshold is None or r.compression_ratio <= threshold]
+        best = max(good or tries, key=lambda r: r.avg_logprob)
+        best.temperature = tries[-1].temperature
+        return best
+
+    def _split(self, result: WindowResult, tok: Any, content_end: float) -> None:
+        no_speech, logprob = self.kw["no_speech_threshold"], self.kw["log_prob_threshold"]
+        skip = no_speech is not None and result.no_speech_prob > no_speech
+        if logprob is not None and result.avg_logprob > logprob:
+            skip = False
+        if skip:
+            result.silent = True
+            return
+        parts, result.complete_until = parse_tokens(
+            result.tokens, tok.timestamp_begin, content_end, keep_open=not result.truncated
+        )
+        for start, end, tokens in parts:
+            text = tok.decode(tokens)
+            if text.strip():
+                result.segments.append(DecodedSegment(start, end, tokens, text))
+
+    def align(
+        self, encoder_output: Any, results: list[WindowResult], languages: list[str],
+        only: list[int],
+    ) -> None:  # fmt: skip
+        """Word timings (window time) for every segment of the windows ``only`` of a batch."""
+        batch = [i for i in only if results[i].segments]
+        if not batch:
+            return
+        segs: list[list[dict[str, Any]]] = [
+            [{"start": s.start, "end": s.end, "tokens": s.tokens, "seek": 0}
+             for s in results[i].segments]
+            for i in batch
+        ]  # fmt: skip
+        # One tokenizer serves the alignment: it only needs the shared special tokens.
+        self.whisper.add_word_timestamps(
+            segs,
+            self.tokenizer(languages[batch[0]]),
+            take(encoder_output, batch, len(results)),
+            [int(WINDOW_S * self.whisper.frames_per_second)] * len(batch),
+            "\"'“¿([{-",
+            "\"'.。,，!！?？:：”)]}、",
+            0.0,
+        )
+        for i, window_segs in zip(batch, segs, strict=True):
+            for seg, aligned in zip(results[i].segments, window_segs, strict=True):
+                seg.words = list(aligned.get("words", []))

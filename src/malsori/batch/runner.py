@@ -1,0 +1,191 @@
+"""Running a batch job: skip what is done, run an engine over the rest, save, summarise.
+
+Every finished file is saved the moment it is delivered (outputs atomically, then its completion
+record), so an interruption loses at most the files in flight, never a finished one. A file that
+fails is recorded with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import InvalidOptionError, MalsoriError, OutputError
+from ..options import TranscribeOptions
+from ..results import Transcript
+from ..writers import FORMATS
+from . import records
+from .engine_api import Engine
+from .inputs import BatchInput
+from .progress import Progress
+from .summary import BatchSummary, FileOutcome
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+logger = logging.getLogger(__name__)
+
+EngineName = Literal["packed", "sequential"]
+ENGINES: tuple[str, ...] = ("packed", "sequential")
+SUMMARY_FILE = "summary.json"
+LOG_FILE = "batch.log"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch job runs; what each file's decoding does is ``TranscribeOptions``."""
+
+    # Folder the outputs go to, mirroring the input tree.
+    output_dir: Path
+    # Output formats written for every file.
+    formats: tuple[str, ...] = FORMATS
+    # "packed": speech of many files packed into shared 30 s windows, decoded in batches;
+    # "sequential": one file at a time through Model.transcribe, as `malsori transcribe` does.
+    engine: EngineName = "packed"
+    # Redo every file, even those a previous run finished.
+    force: bool = False
+    # 30-second windows decoded together in one model call (packed engine).
+    batch_size: int = 8
+    # Threads decoding audio and running VAD ahead of the model (packed engine).
+    decode_workers: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_dir", Path(self.output_dir))
+        if self.engine not in ENGINES:
+            raise InvalidOptionError(f"unknown engine {self.engine!r}: use packed or sequential")
+        if not self.formats:
+            raise InvalidOptionError("no output format given")
+        if self.batch_size < 1:
+            raise InvalidOptionError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.decode_workers < 1:
+            raise InvalidOptionError(
+                f"decode workers must be at least 1, got {self.decode_workers}"
+            )
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise InvalidOptionError(f"output folder {self.output_dir} is a file")
+
+
+def make_engine(model: Model, options: TranscribeOptions, batch: BatchOptions) -> Engine:
+    if batch.engine == "sequential":
+        from .sequential import SequentialEngine
+
+        return SequentialEngine(model, options)
+    from .engine import PackedEngine
+
+    return PackedEngine(model, options, batch_size=batch.batch_size, workers=batch.decode_workers)
+
+
+def plan_for(
+    model_name: str, options: TranscribeOptions, batch: BatchOptions
+) -> records.OutputPlan:
+    return records.OutputPlan.build(batch.output_dir, batch.formats, model_name, options)
+
+
+def split_done(
+    plan: records.OutputPlan, items: Sequence[BatchInput], force: bool
+) -> tuple[list[BatchInput], list[FileOutcome]]:
+    """Files to transcribe, and outcomes for those a previous run finished (unless ``force``)."""
+    todo: list[BatchInput] = []
+    skipped: list[FileOutcome] = []
+    for item in items:
+        record = None if force else records.finished_record(plan, item)
+        if record is None:
+            todo.append(item)
+        else:
+            skipped.append(
+                FileOutcome(str(item.source), "skipped", record.duration, record.language)
+            )
+    return todo, skipped
+
+
+def save_result(
+    plan: records.OutputPlan, item: BatchInput, result: Transcript | MalsoriError
+) -> FileOutcome:
+    """Write one file's outputs and record (or note its failure); never raises MalsoriError."""
+    if isinstance(result, Transcript):
+        try:
+            records.remove_stale(plan, item)
+            record = records.save(plan, item, result)
+        except OutputError as e:
+            result = e
+        else:
+            logger.info(
+                "done %s: %.1f s, %s, %d segments, %.2f s",
+                item.source, result.duration, record.language, record.segments,
+                result.processing_time,
+            )  # fmt: skip
+            return FileOutcome(str(item.source), "done", result.duration, record.language)
+    logger.warning("failed %s: %s", item.source, result)
+    return FileOutcome(
+        str(item.source),
+        "failed",
+        error=str(result),
+        error_type=type(result).__name__,
+        exit_code=result.exit_code,
+    )
+
+
+def run_batch(
+    model: Model,
+    items: Sequence[BatchInput],
+    options: TranscribeOptions,
+    batch: BatchOptions,
+    *,
+    progress: Progress | None = None,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
+    started: float | None = None,
+) -> BatchSummary:
+    """Transcribe ``items`` into ``batch.output_dir``; write and return the summary.
+
+    Ctrl-C stops the job cleanly: finished files stay saved and the summary says how many were
+    not reached (``interrupted``); the caller exits with 130.
+    """
+    started = time.perf_counter() if started is None else started
+    options.check_model(multilingual=model.multilingual, model_name=model.name)
+    plan = plan_for(model.name, options, batch)
+    todo, outcomes = split_done(plan, items, batch.force)
+    if outcomes:
+        logger.info("%d of %d files already done: skipped", len(outcomes), len(items))
+    bar = progress if progress is not None else Progress(enabled=False)
+    bar.start([i.source for i in todo])
+    delivered: set[int] = set()
+
+    def deliver(index: int, result: Transcript | MalsoriError) -> None:
+        outcome = save_result(plan, todo[index], result)
+        delivered.add(index)
+        outcomes.append(outcome)
+        bar.advance(outcome.duration, failed=outcome.status == "failed")
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    interrupted = False
+    try:
+        if todo:
+            make_engine(model, options, batch).run(todo, deliver)
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted: %d files not finished", len(todo) - len(delivered))
+    finally:
+        bar.close()
+    summary = BatchSummary(
+        outcomes=tuple(outcomes),
+        wall_time=time.perf_counter() - started,
+        output_dir=str(batch.output_dir),
+        engine=batch.engine,
+        model=model.name,
+        options=options.to_dict(),
+        interrupted=interrupted,
+        pending=len(todo) - len(delivered),
+    )
+    write_summary(summary, batch.output_dir)
+    return summary
+
+
+def write_summary(summary: BatchSummary, directory: Path) -> Path:
+    path = summary.write(Path(directory) / SUMMARY_FILE)
+    logger.info("summary: %s", summary.render().replace("\n", "; "))
+    return path

@@ -78,7 +78,7 @@ def iter_windows(blocks: Iterable[np.ndarray], window_s: float) -> Iterator[tupl
         yield offset, np.concatenate(pending)
 
 
-def _whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
+def whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
     """faster-whisper keyword arguments for the options shared by every window."""
     return {
         "task": opts.task,
@@ -112,7 +112,7 @@ def _language_info(info: Any, fixed: str | None) -> LanguageInfo:
     return LanguageInfo(info.language, float(info.language_probability), top, detected=True)
 
 
-class _Assembler:
+class Assembler:
     """Turns faster-whisper segments into clean, monotonic Segments, applying the defences.
 
     ``add`` returns the kept segment (or None when removed) and whether a repetition loop was
@@ -291,7 +291,7 @@ def _decode_window(
 class _WindowState:
     opts: TranscribeOptions
     kwargs: dict[str, Any]
-    assembler: _Assembler
+    assembler: Assembler
     language: str | None
     language_info: LanguageInfo | None = None
     previous_text: str = ""
@@ -303,7 +303,7 @@ def _transcribe_windows(
     opts: TranscribeOptions,
     on_segment: Callable[[Segment], None] | None,
 ) -> tuple[_WindowState, int]:
-    state = _WindowState(opts, _whisper_kwargs(opts), _Assembler(opts), opts.language)
+    state = _WindowState(opts, whisper_kwargs(opts), Assembler(opts), opts.language)
     total = 0
     for start, audio in windows:
         total = start + audio.size
@@ -311,7 +311,7 @@ def _transcribe_windows(
     return state, total
 
 
-def _no_speech_language(model: Model, opts: TranscribeOptions) -> LanguageInfo:
+def no_speech_language(model: Model, opts: TranscribeOptions) -> LanguageInfo:
     """VAD found no speech anywhere: the language is the one given, or none ("")."""
     if opts.language is not None:
         return LanguageInfo(opts.language, 1.0, (), detected=False)
@@ -344,7 +344,7 @@ def run_transcription(
             state, total = _transcribe_windows(model, windows, opts, on_segment)
     return Transcript(
         segments=tuple(state.assembler.segments),
-        language=state.language_info or _no_speech_language(model, opts),
+        language=state.language_info or no_speech_language(model, opts),
         duration=total / SAMPLE_RATE,
         processing_time=time.perf_counter() - started,
         options=opts,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..options import TranscribeOptions
-from ..transcribe import _whisper_kwargs
+from ..transcribe import whisper_kwargs
 from .packing import WINDOW_S
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class WindowDecoder:
         self.ct2 = self.whisper.model  # ctranslate2.models.Whisper
         self.options = options
         # The decoding settings ``malsori transcribe`` passes to faster-whisper, from one place.
-        self.kw = _whisper_kwargs(options)
+        self.kw = whisper_kwargs(options)
         self._tokenizers: dict[str, Any] = {}
         self._suppress: list[int] | None = None
         self._initial: list[int] = []

@@ -6,7 +6,7 @@
   (``packing``) and windows are decoded in batches (``decoder``).
 - Segments go back to their file by Whisper's timestamps (word alignment splits a segment that
   straddles two files), then through the same defences as ``malsori transcribe``
-  (``malsori.transcribe._Assembler``), one file at a time, in order.
+  (``malsori.transcribe.Assembler``), one file at a time, in order.
 
 Decoding rules are the same as ``transcribe``'s except that windows are independent: the previous
 window's text is not used as a prompt (each window has ``initial_prompt`` and ``hotwords``).
@@ -27,7 +27,7 @@ from ..errors import MalsoriError
 from ..hallucination import SpeechProbe
 from ..options import TranscribeOptions
 from ..results import LanguageInfo, Transcript
-from ..transcribe import _Assembler, _no_speech_language
+from ..transcribe import Assembler, no_speech_language
 from .decoder import DecodedSegment, WindowDecoder, WindowResult
 from .engine_api import Deliver, FileFailedError, internal_error
 from .inputs import BatchInput
@@ -92,7 +92,7 @@ class _File:
     seen: int = 0  # parts received
     samples: int | None = None  # decoded length, once every part has been received
     seconds: float = 0.0  # model time spent on this file
-    assembler: _Assembler | None = None
+    assembler: Assembler | None = None
 
 
 class PackedEngine:
@@ -165,7 +165,7 @@ class PackedEngine:
             state.samples = item.samples
             if state.language is None and state.index not in self.awaiting_language:
                 # no speech anywhere: the language given, or none (as transcribe says)
-                state.language = _no_speech_language(self.model, self.options)
+                state.language = no_speech_language(self.model, self.options)
             self._finish(state)
             return
         state.parts[item.part] = _Part(item, pending=len(item.regions))
@@ -274,7 +274,7 @@ class PackedEngine:
         return touched
 
     def _raw(self, p: Placement, item: TimedText, result: WindowResult) -> Any:
-        """A faster-whisper Segment in file time, the form ``_Assembler`` takes."""
+        """A faster-whisper Segment in file time, the form ``Assembler`` takes."""
         from faster_whisper.transcribe import Segment, Word
 
         start = p.to_file_time(item.start)
@@ -299,7 +299,7 @@ class PackedEngine:
         if state.language is None:
             return
         if state.assembler is None:
-            state.assembler = _Assembler(self.options)
+            state.assembler = Assembler(self.options)
         try:
             while state.fed in state.parts and state.parts[state.fed].pending == 0:
                 self._feed(state, state.parts.pop(state.fed))

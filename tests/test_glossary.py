@@ -21,7 +21,7 @@ from malsori.glossary import (
     parse_glossary,
 )
 from malsori.options import TranscribeOptions
-from malsori.transcribe import _whisper_kwargs
+from malsori.transcribe import whisper_kwargs
 
 GOOD = """\
 # Medical terms for the ward round
@@ -121,9 +121,9 @@ def test_merge_hotwords_keeps_the_callers_own() -> None:
 def test_bias_terms_reach_the_decoder_hotwords() -> None:
     g = Glossary(terms=("헤모글로빈", "아세트아미노펜"))
     opts = TranscribeOptions(hotwords="회진", glossary=g)
-    assert _whisper_kwargs(opts)["hotwords"] == "회진, 헤모글로빈, 아세트아미노펜"
+    assert whisper_kwargs(opts)["hotwords"] == "회진, 헤모글로빈, 아세트아미노펜"
     assert opts.hotwords == "회진"  # the options keep what the caller gave
-    assert _whisper_kwargs(TranscribeOptions())["hotwords"] is None
+    assert whisper_kwargs(TranscribeOptions())["hotwords"] is None
 
 
 def test_options_round_trip_through_json() -> None:

@@ -18,7 +18,7 @@ from malsori.hallucination import (
     stock_phrase_pattern,
 )
 from malsori.options import TranscribeOptions
-from malsori.transcribe import _Assembler
+from malsori.transcribe import Assembler
 
 
 @dataclass
@@ -124,7 +124,7 @@ def test_natural_repetition_is_kept(text: str) -> None:
 
 
 def test_stock_phrase_over_non_speech_is_removed() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     seg, looped = asm.add(
         RawSegment(0.0, 2.0, " 시청해주셔서 감사합니다."), 0.0, FixedProbe(0.0), 0.0, "ko"
     )  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ def test_stock_phrase_over_non_speech_is_removed() -> None:
 
 
 def test_stock_phrase_over_speech_is_kept() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     probe = FixedProbe(0.9)
     seg, _ = asm.add(RawSegment(0.0, 2.0, " 감사합니다."), 0.0, probe, 0.0, "ko")  # type: ignore[arg-type]
     assert seg is not None and seg.text == " 감사합니다." and probe.calls == 1
@@ -143,21 +143,21 @@ def test_stock_phrase_over_speech_is_kept() -> None:
 
 
 def test_confident_ordinary_segment_never_probes_the_audio() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     probe = FixedProbe(0.0)
     seg, _ = asm.add(RawSegment(0.0, 2.0, " 회의를 시작합니다."), 0.0, probe, 0.0, "ko")  # type: ignore[arg-type]
     assert seg is not None and probe.calls == 0
 
 
 def test_doubtful_segment_over_non_speech_is_removed() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     raw = RawSegment(0.0, 2.0, " 1,5kg", avg_logprob=-1.4, no_speech_prob=0.7)
     seg, _ = asm.add(raw, 0.0, FixedProbe(0.05), 0.0, "en")  # type: ignore[arg-type]
     assert seg is None and asm.removed[0].reason == "no_speech"
 
 
 def test_filter_off_keeps_everything_and_flags_suspicion() -> None:
-    asm = _Assembler(TranscribeOptions(hallucination_filter=False))
+    asm = Assembler(TranscribeOptions(hallucination_filter=False))
     raw = RawSegment(0.0, 2.0, " Thanks for watching!", avg_logprob=-1.4, no_speech_prob=0.7)
     seg, _ = asm.add(raw, 0.0, FixedProbe(0.0), 0.0, "en")  # type: ignore[arg-type]
     assert seg is not None
@@ -165,7 +165,7 @@ def test_filter_off_keeps_everything_and_flags_suspicion() -> None:
 
 
 def test_loop_inside_segment_collapses_words_and_asks_for_reset() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     words = [RawWord(0.1 * i, 0.1 * i + 0.1, " go") for i in range(8)] + [
         RawWord(0.8, 1.0, " home.")
     ]
@@ -178,7 +178,7 @@ def test_loop_inside_segment_collapses_words_and_asks_for_reset() -> None:
 
 
 def test_third_identical_segment_in_a_row_is_dropped() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     probe = FixedProbe(1.0)
     results = [
         asm.add(RawSegment(i, i + 1, " We will be right back."), 0.0, probe, 0.0, "en")  # type: ignore[arg-type]
@@ -191,14 +191,14 @@ def test_third_identical_segment_in_a_row_is_dropped() -> None:
 
 
 def test_repetition_filter_off_keeps_loops() -> None:
-    asm = _Assembler(TranscribeOptions(repetition_filter=False))
+    asm = Assembler(TranscribeOptions(repetition_filter=False))
     raw = RawSegment(0.0, 3.0, " go" * 10)
     seg, looped = asm.add(raw, 0.0, FixedProbe(1.0), 0.0, "en")  # type: ignore[arg-type]
     assert seg is not None and seg.text == " go" * 10 and not looped
 
 
 def test_segments_stay_monotonic_and_words_inside() -> None:
-    asm = _Assembler(TranscribeOptions())
+    asm = Assembler(TranscribeOptions())
     probe = FixedProbe(1.0)
     first = RawSegment(0.0, 2.0, " one two", [RawWord(0.0, 1.0, " one"), RawWord(1.0, 2.2, " two")])
     second = RawSegment(1.5, 3.0, " three", [RawWord(1.4, 2.9, " three")])

@@ -33,8 +33,10 @@ class TranscribeOptions:
 
     # Silero voice-activity detection: only speech regions reach the decoder.
     vad: bool = True
-    # Speech probability above which a 32 ms frame counts as speech (0..1).
-    vad_threshold: float = 0.5
+    # Speech probability above which a 32 ms frame counts as speech (0..1). Below Silero's usual
+    # 0.5: whispered and quiet speech scores 0.2-0.5 and was cut, while loud white, pink and brown
+    # noise, tones and music stay under 0.3 (scripts/nonspeech_bench.py renders such clips).
+    vad_threshold: float = 0.35
     # Silence shorter than this does not end a speech region (milliseconds).
     vad_min_silence_ms: int = 2000
     # Padding added on each side of a speech region (milliseconds).

@@ -230,3 +230,24 @@ def test_spoken_thank_you_is_kept(model, tmp_path: Path) -> None:  # type: ignor
     t = model.transcribe(str(wav), language="en")
     assert "thank you" in t.text.lower()
     assert t.removed == ()
+
+
+def test_speech_probe_counts_pauses_between_words_as_speech(tmp_path: Path) -> None:
+    """A slow speaker with pauses between words is speech; the silence after is not."""
+    from faster_whisper.audio import decode_audio
+
+    from malsori.hallucination import SpeechProbe
+    from rendered_audio import run_tool
+
+    wav = tmp_path / "slow.wav"
+    run_tool("espeak-ng", "-v", "en", "-s", "110", "-g", "40", "-w", wav,
+             "Montreal. forced. aligner. is. like. putty.")  # fmt: skip
+    speech = decode_audio(str(wav))
+    audio = np.concatenate([speech, np.zeros(5 * 16000, dtype=np.float32)])
+    probe = SpeechProbe(audio, threshold=TranscribeOptions().vad_threshold)
+    spoken = speech.size / 16000
+    raw = probe.speech_ratio(0.0, spoken)
+    assert probe._probs is not None
+    frames = probe._probs[: int(spoken * 16000) // SpeechProbe.FRAME]
+    assert raw > 0.5 > float(np.mean(frames >= probe.threshold))  # the pauses dip below
+    assert probe.speech_ratio(spoken + 0.5, spoken + 5.0) == 0.0

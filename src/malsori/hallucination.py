@@ -83,19 +83,32 @@ class SpeechProbe:
     threshold: float = 0.5
     _probs: np.ndarray | None = field(default=None, repr=False)
 
+    _speech: np.ndarray | None = field(default=None, repr=False)
+
     FRAME = 512  # samples per Silero frame (32 ms)
+    # Frames this close to a speech frame count as speech too: Silero's probability dips in the
+    # pauses between words, and a slow speaker with pauses is still speaking (8 frames: 0.26 s).
+    PAD_FRAMES = 8
 
     def speech_ratio(self, start: float, end: float) -> float:
         """Fraction of the frames between ``start`` and ``end`` (seconds) that hold speech."""
-        if self._probs is None:
+        speech = self._speech_frames()
+        lo = int(start * SAMPLE_RATE) // self.FRAME
+        hi = max(lo + 1, int(np.ceil(end * SAMPLE_RATE / self.FRAME)))
+        frames = speech[lo:hi]
+        return float(np.mean(frames)) if frames.size else 0.0
+
+    def _speech_frames(self) -> np.ndarray:
+        if self._speech is None:
             from faster_whisper.vad import get_vad_model
 
             padded = np.pad(self.audio, (0, self.FRAME - self.audio.size % self.FRAME))
             self._probs = np.asarray(get_vad_model()(padded)).reshape(-1)
-        lo = int(start * SAMPLE_RATE) // self.FRAME
-        hi = max(lo + 1, int(np.ceil(end * SAMPLE_RATE / self.FRAME)))
-        frames = self._probs[lo:hi]
-        return float(np.mean(frames >= self.threshold)) if frames.size else 0.0
+            above = (self._probs >= self.threshold).astype(np.int32)
+            # Widen every speech frame by PAD_FRAMES on each side (a running maximum).
+            window = np.ones(2 * self.PAD_FRAMES + 1, dtype=np.int32)
+            self._speech = np.convolve(above, window, mode="same") > 0
+        return self._speech
 
 
 def _unit_key(unit: str) -> str:

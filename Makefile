@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE ?= samples/sample-en.flac
+# PyTorch for fine-tuning, pinned first so that pip takes a CPU build where one is provided (a
+# local wheel) instead of the newest build with its CUDA packages; override: make TORCH=torch
+TORCH ?= torch==2.13.0
 
 .PHONY: demo test lint typecheck pytest setup system-deps clean
 
@@ -29,6 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/malsori models pull base
 	touch $@

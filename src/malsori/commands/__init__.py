@@ -1,6 +1,6 @@
 """One module per CLI command group; each has ``register(subparsers)``.
 
-Commands that need an extra (the server) import it only when they run.
+Commands that need an extra (the server, fine-tuning) import it only when they run.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    from . import batch, keys, models, serve, transcribe
+    from . import batch, convert, finetune, keys, models, quantize, serve, transcribe
     from . import eval as eval_command  # "eval" alone would shadow the builtin
 
     transcribe.register(sub)
@@ -18,3 +18,6 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     eval_command.register(sub)
     serve.register(sub)
     keys.register(sub)
+    finetune.register(sub)
+    convert.register(sub)
+    quantize.register(sub)

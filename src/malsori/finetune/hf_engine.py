@@ -1,0 +1,103 @@
+"""A ``transformers`` engine for comparison: the same Whisper weights run by PyTorch.
+
+Not a second transcription pipeline: it decodes one clip of at most 30 s greedily (no VAD, no
+long-form windows, no post-processing), which is what comparing engines, precisions and the
+CT2 <-> HF conversion needs. ``dynamic_int8`` applies PyTorch's dynamic quantization to every
+``nn.Linear`` (int8 weights, activations quantized on the fly), on CPU only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..errors import InvalidOptionError, require_extra
+from ..evaluation import Hypothesis, Transcriber
+from ..manifest import ManifestEntry
+from .ct2_to_hf import HfWhisper, load_any
+from .data import MAX_CLIP_S, load_audio
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the transformers engine runs."""
+
+    # Quantize every Linear layer's weights to int8 (PyTorch dynamic quantization, CPU).
+    dynamic_int8: bool = False
+    # PyTorch CPU threads (0: leave PyTorch's default).
+    threads: int = 0
+    # Longest decode, in tokens (None: up to the model's max_length, 448 for Whisper).
+    max_new_tokens: int | None = None
+
+
+class TransformersEngine:
+    """Greedy decoding of short clips with a ``transformers`` Whisper."""
+
+    def __init__(self, hf: HfWhisper, options: EngineOptions | None = None):
+        require_extra("finetune", ("torch", "transformers"), "the transformers engine")
+        import torch
+
+        self.options = options or EngineOptions()
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self.hf = hf
+        self.model = hf.model.eval()
+        if self.options.dynamic_int8:
+            try:
+                from torch.ao.quantization import quantize_dynamic
+            except ImportError as e:  # deprecated in PyTorch 2.x, moving to torchao
+                raise InvalidOptionError(
+                    f"dynamic int8 needs torch.ao.quantization, not in torch {torch.__version__}"
+                ) from e
+            self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.multilingual = bool(getattr(hf.model.generation_config, "is_multilingual", False))
+
+    @classmethod
+    def load(
+        cls, name_or_path: str | os.PathLike[str], options: EngineOptions | None = None
+    ) -> TransformersEngine:
+        """From a Hugging Face folder, or a CTranslate2 model converted in memory."""
+        return cls(load_any(name_or_path), options)
+
+    def features(self, audio: np.ndarray) -> Any:
+        if audio.size > MAX_CLIP_S * SAMPLE_RATE:
+            raise InvalidOptionError(
+                f"the transformers engine decodes clips of at most {MAX_CLIP_S:.0f} s, "
+                f"got {audio.size / SAMPLE_RATE:.1f} s"
+            )
+        fe = self.hf.feature_extractor
+        return fe(audio, sampling_rate=fe.sampling_rate, return_tensors="pt").input_features
+
+    def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
+        """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
+        import torch
+
+        kwargs: dict[str, Any] = {"num_beams": 1, "do_sample": False}
+        if self.options.max_new_tokens is not None:
+            kwargs["max_new_tokens"] = self.options.max_new_tokens
+        if self.multilingual:
+            kwargs.update(task="transcribe", language=language)
+        with torch.inference_mode():
+            out = self.model.generate(self.features(audio), **kwargs)
+        special = set(self.hf.tokenizer.all_special_ids)
+        return [int(t) for t in out[0].tolist() if int(t) not in special]
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
+        return str(self.hf.tokenizer.decode(self.token_ids(audio, language))).strip()
+
+    def transcriber(self) -> Transcriber:
+        """For ``malsori.evaluation.evaluate``: each entry decoded in its manifest language."""
+
+        def run(entry: ManifestEntry) -> Hypothesis:
+            audio = load_audio(entry.audio)  # InputError: evaluate() scores it as a failure
+            text = self.transcribe(audio, entry.language)
+            return Hypothesis(text, entry.language, False, audio.size / SAMPLE_RATE)
+
+        return run

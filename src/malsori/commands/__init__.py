@@ -1,6 +1,6 @@
 """One module per CLI command group; each has ``register(subparsers)``.
 
-Commands that need an extra (the server, fine-tuning) import it only when they run.
+Commands that need an extra (the server, fine-tuning, the microphone) import it only when they run.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    from . import batch, convert, finetune, keys, models, quantize, serve, transcribe
+    from . import batch, convert, finetune, keys, live, models, quantize, serve, transcribe
     from . import eval as eval_command  # "eval" alone would shadow the builtin
 
     transcribe.register(sub)
@@ -21,3 +21,4 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     finetune.register(sub)
     convert.register(sub)
     quantize.register(sub)
+    live.register(sub)

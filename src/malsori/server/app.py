@@ -17,9 +17,10 @@ from .forms import FORM_OVERHEAD_BYTES
 from .jobs import Clock
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
-from .routers import audio, jobs, models, ops
+from .routers import audio, jobs, models, ops, realtime
 from .services import start_services
 from .settings import ServerSettings
+from .web import mount_web_page
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.services = None
     install_error_handlers(app)
-    for router in (audio.router, models.router, jobs.router, ops.router):
+    for router in (audio.router, models.router, jobs.router, ops.router, realtime.router):
         app.include_router(router)
+    mount_web_page(app)
     # Added innermost first: the request context wraps everything, CORS wraps the size limit (so
     # a 413 still carries CORS headers).
     app.add_middleware(

@@ -97,6 +97,26 @@ class CorsSettings(_Group):
     """Request headers allowed by CORS."""
 
 
+class RealtimeSettings(_Group):
+    max_sessions: int = Field(default=4, ge=1)
+    """Live streams (``/v1/realtime``) open at once; more are refused (``too_many_sessions``)."""
+    workers: int = Field(default=1, ge=1)
+    """Threads decoding live streams, round robin (each decode uses the shared model)."""
+    idle_timeout_s: float = Field(default=30.0, gt=0)
+    """A stream whose client sends nothing for this long is ended (``idle_timeout``)."""
+    burst_s: float = Field(default=5.0, ge=0)
+    """How far ahead of real time a client may send audio before the server stops reading."""
+    max_lag_s: float = Field(default=30.0, gt=0)
+    """Received but undecoded audio at which the server stops reading until decoding catches
+    up (a client is then slowed by TCP flow control; nothing is dropped)."""
+    beam_size: int = Field(default=1, ge=1)
+    """Beam width for live decoding (1: greedy, keeps up in real time on a CPU)."""
+    min_chunk_s: float = Field(default=0.5, gt=0)
+    """New audio (seconds) that triggers the next decode of a stream."""
+    endpoint_silence_ms: int = Field(default=500, ge=100)
+    """Silence after speech that makes the decoded text final at once."""
+
+
 class ServerSettings(BaseSettings):
     """Everything ``malsori serve`` can be told, with the defaults it uses."""
 
@@ -131,6 +151,8 @@ class ServerSettings(BaseSettings):
     """API keys."""
     cors: CorsSettings = Field(default_factory=CorsSettings)
     """Cross-origin requests from browsers."""
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    """Live streams over the ``/v1/realtime`` WebSocket."""
 
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

@@ -8,6 +8,8 @@ command -v sox >/dev/null || need+=(sox)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 # Headless browser for the web page's tests (tests/web, driven by Playwright).
 command -v chromium >/dev/null || need+=(chromium)
+# PortAudio for microphone capture in `malsori live` (the sounddevice package loads it).
+ldconfig -p | grep -q libportaudio || need+=(libportaudio2)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 if [ "$(id -u)" -eq 0 ]; then

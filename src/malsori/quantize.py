@@ -29,6 +29,7 @@ from typing import Literal
 
 from .errors import InvalidOptionError, OutputError
 from .evaluation import EvaluationReport, evaluate, malsori_transcriber
+from .finetune.hf_to_ct2 import QUANTIZATIONS
 from .manifest import ManifestEntry
 from .options import TranscribeOptions
 from .registry import resolve
@@ -37,16 +38,7 @@ logger = logging.getLogger(__name__)
 
 Engine = Literal["ctranslate2", "transformers"]
 ENGINES: tuple[str, ...] = ("ctranslate2", "transformers")
-CT2_TYPES: tuple[str, ...] = (
-    "int8",
-    "int8_float16",
-    "int8_float32",
-    "int8_bfloat16",
-    "int16",
-    "float16",
-    "bfloat16",
-    "float32",
-)
+CT2_TYPES = QUANTIZATIONS  # what a CTranslate2 model can be stored as
 TRANSFORMERS_TYPES: tuple[str, ...] = ("int8", "float32")
 ENGINE_FILE = "malsori-engine.json"  # in a transformers folder: how the engine should load it
 

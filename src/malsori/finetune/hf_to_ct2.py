@@ -15,19 +15,12 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InvalidOptionError, ModelLoadError, OutputError, require_extra
+from ..model import COMPUTE_TYPES
 
 logger = logging.getLogger(__name__)
 
-QUANTIZATIONS: tuple[str, ...] = (
-    "int8",
-    "int8_float16",
-    "int8_float32",
-    "int8_bfloat16",
-    "int16",
-    "float16",
-    "bfloat16",
-    "float32",
-)
+# What CTranslate2 can store a model as: its compute types, less the automatic choices.
+QUANTIZATIONS: tuple[str, ...] = tuple(t for t in COMPUTE_TYPES if t not in ("auto", "default"))
 _COPY_FILES = ("tokenizer.json", "preprocessor_config.json")
 
 

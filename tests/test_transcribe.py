@@ -336,6 +336,29 @@ def test_a_waveform_gives_the_same_transcript_as_the_file(
 
 
 @pytest.mark.slow
+def test_without_timestamps_a_short_input_is_one_encoder_pass(
+    model: Model, audio: Audio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[int] = []
+    encode = model.whisper.encode
+
+    def counting(features: np.ndarray) -> object:
+        encoded.append(features.shape[-1])
+        return encode(features)
+
+    monkeypatch.setattr(model.whisper, "encode", counting)
+    t = model.transcribe(
+        audio.english, language="en", word_timestamps=True, without_timestamps=True
+    )
+    assert len(encoded) == 1  # faster-whisper alone decodes the rest after the last word again
+    assert set(ENGLISH_WORDS) <= words_of(t.text), t.text
+    assert len(t.segments) == 1 and t.segments[0].words
+    ends = [w.end for w in t.words]
+    assert ends == sorted(ends) and ends[-1] <= t.duration + 0.01
+    assert t.words[-1].end > 0.5 * audio.english_duration
+
+
+@pytest.mark.slow
 def test_spanish_is_detected(model: Model, audio: Audio) -> None:
     t = model.transcribe(audio.spanish)
     assert t.language.language == "es", t.language

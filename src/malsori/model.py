@@ -159,7 +159,7 @@ def load_model(
     ctype = resolve_compute_type(compute_type, dev)
     n_threads = threads or default_threads()
     resolved: ResolvedModel = resolve(name_or_path, download=download)
-    from faster_whisper import WhisperModel
+    from ._whisper import WhisperModel
 
     started = time.perf_counter()
     try:

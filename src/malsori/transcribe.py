@@ -91,6 +91,7 @@ def whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
         "no_speech_threshold": opts.no_speech_threshold,
         "condition_on_previous_text": opts.condition_on_previous_text,
         "word_timestamps": opts.word_timestamps,
+        "without_timestamps": opts.without_timestamps,
         "vad_filter": False,  # malsori runs VAD itself (see malsori.vad)
         "hotwords": merge_hotwords(opts.hotwords, opts.glossary),  # the caller's, then the terms
         "language_detection_segments": opts.language_detection_segments,

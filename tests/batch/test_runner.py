@@ -179,3 +179,11 @@ def test_bad_batch_options() -> None:
         BatchOptions(output_dir=Path("x"), engine="turbo")  # type: ignore[arg-type]
     with pytest.raises(MalsoriError):
         BatchOptions(output_dir=Path("x"), batch_size=0)
+
+
+def test_the_packed_engine_refuses_decoding_without_timestamps(tmp_path: Path) -> None:
+    from malsori.batch.runner import make_engine
+
+    options = TranscribeOptions(without_timestamps=True)
+    with pytest.raises(MalsoriError, match="sequential"):
+        make_engine(object(), options, BatchOptions(output_dir=tmp_path))  # type: ignore[arg-type]

@@ -74,6 +74,10 @@ def make_engine(model: Model, options: TranscribeOptions, batch: BatchOptions) -
         from .sequential import SequentialEngine
 
         return SequentialEngine(model, options)
+    if options.without_timestamps:  # its windows hold several files: they are cut by timestamps
+        raise InvalidOptionError(
+            "the packed engine needs timestamps; use the sequential engine for without_timestamps"
+        )
     from .engine import PackedEngine
 
     return PackedEngine(model, options, batch_size=batch.batch_size, workers=batch.decode_workers)

@@ -138,8 +138,13 @@ class OnlineProcessor:
         self.options.check_model(multilingual=model.multilingual, model_name=model.name)
         self.streaming = streaming or StreamingOptions()
         self.source = source
-        # Every decode times words; the utterance detector uses its own silence and padding.
-        self._decode_options = self.options.replace(word_timestamps=True)
+        # Every decode times words, and is one pass without timestamp tokens: with them Whisper
+        # leaves out the sentence still being spoken and faster-whisper decodes it again in a
+        # second window, twice the work per step. VAD runs once per step, here (the utterance
+        # detector, with its own silence and padding), not again in the decoder.
+        self._decode_options = self.options.replace(
+            word_timestamps=True, without_timestamps=True, vad=False
+        )
         self._vad_options = self.options.replace(
             vad_min_silence_ms=self.streaming.endpoint_silence_ms,
             vad_speech_pad_ms=self.streaming.speech_pad_ms,

@@ -142,20 +142,19 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def run_file(model: Any, path: Path, language: str, args: argparse.Namespace) -> dict[str, Any]:
-    audio = AudioStream(path).read()
-    if args.max_seconds:
-        audio = audio[: int(args.max_seconds * SAMPLE_RATE)]
+def run_file(
+    model: Any,
+    path: Path,
+    language: str,
+    args: argparse.Namespace,
+    audio: np.ndarray,
+    offline: Any,
+    offline_s: float,
+    encoder_window_s: float,
+) -> dict[str, Any]:
     seconds = audio.size / SAMPLE_RATE
-    print(f"== {path.name}: {seconds:.1f} s, {language}", flush=True)
-
-    started = time.perf_counter()
-    offline = model.transcribe(audio, language=language, word_timestamps=True)
-    offline_s = time.perf_counter() - started
-    print(f"offline: {offline_s:.1f} s (RTFx {seconds / offline_s:.2f})", flush=True)
-
     options = malsori.TranscribeOptions(language=language, beam_size=args.beam_size)
-    streaming = StreamingOptions(min_chunk_s=args.min_chunk)
+    streaming = StreamingOptions(min_chunk_s=args.min_chunk, encoder_window_s=encoder_window_s)
     engine = OnlineProcessor(model, options, streaming, source=str(path))
     stamped: list[Stamped] = []
     replay = ArrayReplay(audio, speed=args.speed)
@@ -179,6 +178,7 @@ def run_file(model: Any, path: Path, language: str, args: argparse.Namespace) ->
     return {
         "file": str(path),
         "language": language,
+        "encoder_window_s": encoder_window_s,
         "audio_seconds": round(seconds, 2),
         "latency_vs_offline_word_end": summary(vs_offline),
         "latency_vs_stream_word_end": summary(vs_own),
@@ -208,29 +208,44 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--min-chunk", type=float, default=0.5)
+    p.add_argument(
+        "--encoder-windows", default="15,30", help="encoder windows (s), each run on every file"
+    )
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (1.0: real time)")
     p.add_argument("--max-seconds", type=float, default=0, help="replay only this much")
     p.add_argument("--out", default=str(ROOT / "bench-results"))
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
 
+    windows = [float(w) for w in args.encoder_windows.split(",") if w.strip()]
     model = malsori.load_model(args.model, threads=args.threads)
     model.transcribe(np.zeros(SAMPLE_RATE, np.float32), language="en", vad=False)  # warm-up
     results = []
     for name in args.files:
         path = Path(args.data) / name
         language = next((v for k, v in LANGUAGES.items() if k in path.name), "en")
-        results.append(run_file(model, path, language, args))
-        r = results[-1]
-        lat = r["latency_vs_offline_word_end"]
-        print(
-            f"commit latency p50 {lat['p50']} s, p95 {lat['p95']} s (n={lat['n']}); "
-            f"WER final vs reference {r['wer_final_vs_reference']}%, offline vs reference "
-            f"{r['wer_offline_vs_reference']}%, final vs offline {r['wer_final_vs_offline']}%; "
-            f"CPU {r['cpu_cores_used']} cores; load {r['load_average_start']} -> "
-            f"{r['load_average_end']}",
-            flush=True,
-        )
+        audio = AudioStream(path).read()
+        if args.max_seconds:
+            audio = audio[: int(args.max_seconds * SAMPLE_RATE)]
+        seconds = audio.size / SAMPLE_RATE
+        print(f"== {path.name}: {seconds:.1f} s, {language}", flush=True)
+        started = time.perf_counter()
+        offline = model.transcribe(audio, language=language, word_timestamps=True)
+        offline_s = time.perf_counter() - started
+        print(f"offline: {offline_s:.1f} s (RTFx {seconds / offline_s:.2f})", flush=True)
+        for window in windows:
+            r = run_file(model, path, language, args, audio, offline, offline_s, window)
+            results.append(r)
+            lat = r["latency_vs_offline_word_end"]
+            print(
+                f"encoder window {window:g} s: commit latency p50 {lat['p50']} s, "
+                f"p95 {lat['p95']} s (n={lat['n']}); WER final vs reference "
+                f"{r['wer_final_vs_reference']}%, offline vs reference "
+                f"{r['wer_offline_vs_reference']}%, final vs offline {r['wer_final_vs_offline']}%; "
+                f"mean decode {r['mean_decode_seconds']} s; CPU {r['cpu_cores_used']} cores; "
+                f"load {r['load_average_start']} -> {r['load_average_end']}",
+                flush=True,
+            )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     target = out / time.strftime("streaming-%Y%m%d-%H%M%S.json")

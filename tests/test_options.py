@@ -102,6 +102,8 @@ def test_languages_are_exactly_the_decoders() -> None:
         {"hallucination_speech_ratio": -0.1},
         {"language_detection_segments": 0},
         {"stream_window_s": 59.9},
+        {"encoder_window_s": 4.9},
+        {"encoder_window_s": 30.1},
     ],
     ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
 )

@@ -358,6 +358,40 @@ def test_without_timestamps_a_short_input_is_one_encoder_pass(
     assert t.words[-1].end > 0.5 * audio.english_duration
 
 
+def test_padding_is_cut_to_the_audio_plus_a_margin() -> None:
+    from malsori._whisper import cut_padding
+
+    window = np.zeros((1, 80, 3000), dtype=np.float32)
+    window[0, :, :401] = -0.5  # 4 s of audio, then Whisper's zero padding
+    assert cut_padding(window, 1000).shape == (1, 80, 1000)  # never below the minimum
+    assert cut_padding(window, 200).shape == (1, 80, 502)  # audio + 1 s margin, made even
+    window[0, 3, 2950] = 0.1  # audio (or anything not zero) near the end: nothing to cut
+    assert cut_padding(window, 200) is window
+
+
+@pytest.mark.slow
+def test_a_short_encoder_window_encodes_less_and_still_hears_the_words(
+    model: Model, audio: Audio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faster_whisper
+
+    encoded: list[int] = []
+    encode = faster_whisper.WhisperModel.encode  # what malsori's encode calls after its cut
+
+    def spy(self: Any, features: np.ndarray) -> Any:
+        encoded.append(features.shape[-1])
+        return encode(self, features)
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "encode", spy)
+    t = model.transcribe(audio.english, language="en", encoder_window_s=5.0)
+    assert set(ENGLISH_WORDS) <= words_of(t.text), t.text
+    frames = round(audio.english_duration * 100)  # under 4 s of speech: the 5 s minimum
+    assert encoded and all(n == max(500, frames + 100) for n in encoded), (encoded, frames)
+    encoded.clear()
+    model.transcribe(audio.english, language="en")  # the default: Whisper's full window
+    assert encoded and all(n == 3000 for n in encoded)
+
+
 @pytest.mark.slow
 def test_spanish_is_detected(model: Model, audio: Audio) -> None:
     t = model.transcribe(audio.spanish)

@@ -48,6 +48,10 @@ class TranscribeOptions:
     # when word_timestamps is on. A short input (under 30 s) is then decoded in one pass, about
     # twice as fast. The streaming engine decodes this way.
     without_timestamps: bool = False
+    # Seconds of audio the encoder sees, at least (5-30). Whisper encodes a full 30 s window
+    # whatever the input's length; less encodes a short input plus a margin only: faster, and
+    # somewhat less accurate (docs/streaming.md has numbers). The streaming engine uses 15 on CPU.
+    encoder_window_s: float = 30.0
 
     # Beam search width for temperature 0; 1 means greedy decoding.
     beam_size: int = 5
@@ -124,6 +128,10 @@ class TranscribeOptions:
             raise InvalidOptionError(f"VAD threshold must lie in (0, 1), got {self.vad_threshold}")
         if self.vad_min_silence_ms < 0 or self.vad_speech_pad_ms < 0:
             raise InvalidOptionError("VAD durations cannot be negative")
+        if not 5.0 <= self.encoder_window_s <= 30.0:
+            raise InvalidOptionError(
+                f"encoder window must lie in [5, 30] seconds, got {self.encoder_window_s}"
+            )
         if self.no_speech_threshold is not None and not 0.0 <= self.no_speech_threshold <= 1.0:
             raise InvalidOptionError(
                 f"no-speech threshold must lie in [0, 1], got {self.no_speech_threshold}"

@@ -245,6 +245,8 @@ def _decode_window(
     on_segment: Callable[[Segment], None] | None,
 ) -> None:
     """Transcribe one window; after a repetition loop, restart right after it with no prompt."""
+    from ._whisper import encoder_window  # faster-whisper is imported when a model is used
+
     opts = state.opts
     probe = SpeechProbe(audio, threshold=opts.vad_threshold)
     state.assembler.window_end = window_start + audio.size / SAMPLE_RATE
@@ -256,27 +258,28 @@ def _decode_window(
         regions = speech_regions(part, opts) if opts.vad else [{"start": 0, "end": part.size}]
         if not regions:
             break  # nothing left but silence, noise or music
-        raw_segments, info = model.whisper.transcribe(
-            only_speech(part, regions),
-            language=state.language,
-            initial_prompt=prompt,
-            **state.kwargs,
-        )
-        raw_segments = restore_times(raw_segments, regions)
-        if state.language_info is None:
-            state.language_info = _language_info(info, opts.language)
-            state.language = state.language_info.language  # later windows keep this language
         restart_at: float | None = None
         offset = window_start + pos / SAMPLE_RATE
-        for raw in raw_segments:
-            seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
-            if seg is not None:
-                texts.append(seg.text)
-                if on_segment is not None:
-                    on_segment(seg)
-            if looped:
-                restart_at = float(raw.end)
-                break
+        with encoder_window(opts.encoder_window_s):  # faster-whisper encodes lazily, in the loop
+            raw_segments, info = model.whisper.transcribe(
+                only_speech(part, regions),
+                language=state.language,
+                initial_prompt=prompt,
+                **state.kwargs,
+            )
+            raw_segments = restore_times(raw_segments, regions)
+            if state.language_info is None:
+                state.language_info = _language_info(info, opts.language)
+                state.language = state.language_info.language  # later windows keep it
+            for raw in raw_segments:
+                seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
+                if seg is not None:
+                    texts.append(seg.text)
+                    if on_segment is not None:
+                        on_segment(seg)
+                if looped:
+                    restart_at = float(raw.end)
+                    break
         if restart_at is None:
             break
         new_pos = pos + int(restart_at * SAMPLE_RATE)

@@ -150,12 +150,41 @@ def test_options_are_checked() -> None:
         StreamingOptions(trim_s=20.0, max_buffer_s=10.0)
     with pytest.raises(InvalidOptionError):
         StreamingOptions(max_buffer_s=40.0)
+    with pytest.raises(InvalidOptionError):
+        StreamingOptions(encoder_window_s=2.0)
     engine = OnlineProcessor(ScriptedDecoder([]), streaming=StreamingOptions(vad=False))
     with pytest.raises(InvalidOptionError):
         engine.insert_audio_chunk(np.zeros((2, 10), dtype=np.float32))
     engine.finish()
     with pytest.raises(InvalidOptionError):
         engine.insert_audio_chunk(np.zeros(10, dtype=np.float32))
+
+
+def test_each_decode_is_one_pass_with_a_short_encoder_window_on_a_cpu() -> None:
+    class OnDevice(ScriptedDecoder):
+        def __init__(self, device: str) -> None:
+            super().__init__(script_of(20))
+            self.info = type("Info", (), {"device": device})()
+            self.seen: list[TranscribeOptions] = []
+
+        def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
+            assert options is not None
+            self.seen.append(options)
+            return super().transcribe(source, options)
+
+    for device, streaming, window in [
+        ("cpu", StreamingOptions(vad=False), 15.0),
+        ("cuda", StreamingOptions(vad=False), 30.0),
+        ("cpu", StreamingOptions(vad=False, encoder_window_s=30.0), 30.0),
+    ]:
+        decoder = OnDevice(device)
+        engine = OnlineProcessor(decoder, TranscribeOptions(language="en"), streaming)
+        engine.insert_audio_chunk(ramp(0, 3 * SAMPLE_RATE))
+        engine.finish()
+        assert decoder.seen
+        for options in decoder.seen:
+            assert options.encoder_window_s == window
+            assert options.without_timestamps and options.word_timestamps and not options.vad
 
 
 # -- the real model ------------------------------------------------------------------------------

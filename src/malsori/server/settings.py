@@ -115,6 +115,9 @@ class RealtimeSettings(_Group):
     """New audio (seconds) that triggers the next decode of a stream."""
     endpoint_silence_ms: int = Field(default=500, ge=100)
     """Silence after speech that makes the decoded text final at once."""
+    encoder_window_s: float | None = Field(default=None, ge=5, le=30)
+    """Audio (seconds) the encoder sees, at least: less is faster, 30 is the most accurate
+    (unset: 15 on a CPU, 30 on a GPU)."""
 
 
 class ServerSettings(BaseSettings):

@@ -125,7 +125,9 @@ async def realtime(websocket: WebSocket) -> None:
         rt = services.settings.realtime
         options = options.replace(beam_size=rt.beam_size)
         streaming = StreamingOptions(
-            min_chunk_s=rt.min_chunk_s, endpoint_silence_ms=rt.endpoint_silence_ms
+            min_chunk_s=rt.min_chunk_s,
+            endpoint_silence_ms=rt.endpoint_silence_ms,
+            encoder_window_s=rt.encoder_window_s,
         )
         engine = OnlineProcessor(services.transcriber.model, options, streaming)
         await _Stream(websocket, services, engine, params, owner).run()

@@ -115,6 +115,8 @@ def test_impossible_combinations_exit_2(audio: Audio, tmp_path: Path) -> None:
     assert "standard input (-) can be given only once" in line
     line = error_line(run("detect-language", "--top", "0", audio.english), 2)
     assert "--top" in line
+    line = error_line(transcribe(audio.english, "--encoder-window", "3", "-o", out), 2)
+    assert "encoder window must lie in [5, 30] seconds, got 3.0" in line
     assert files_in(tmp_path) == []
 
 

@@ -129,6 +129,14 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--word-timestamps", action="store_true", help="time every word")
     g.add_argument(
+        "--encoder-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="audio the encoder sees, at least, 5-30: less is faster on short inputs and less "
+        "accurate (default: 30, Whisper's window; live: 15 on a CPU, 30 on a GPU)",
+    )
+    g.add_argument(
         "--beam-size",
         type=int,
         default=d.beam_size,
@@ -235,6 +243,7 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         vad_threshold=args.vad_threshold,
         vad_min_silence_ms=args.vad_min_silence_ms,
         word_timestamps=args.word_timestamps,
+        encoder_window_s=30.0 if args.encoder_window is None else args.encoder_window,
         beam_size=args.beam_size,
         best_of=args.best_of,
         temperature=args.temperature,

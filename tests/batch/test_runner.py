@@ -184,6 +184,9 @@ def test_bad_batch_options() -> None:
 def test_the_packed_engine_refuses_decoding_without_timestamps(tmp_path: Path) -> None:
     from malsori.batch.runner import make_engine
 
-    options = TranscribeOptions(without_timestamps=True)
-    with pytest.raises(MalsoriError, match="sequential"):
-        make_engine(object(), options, BatchOptions(output_dir=tmp_path))  # type: ignore[arg-type]
+    for options in (
+        TranscribeOptions(without_timestamps=True),
+        TranscribeOptions(encoder_window_s=15.0),
+    ):
+        with pytest.raises(MalsoriError, match="sequential"):
+            make_engine(object(), options, BatchOptions(output_dir=tmp_path))  # type: ignore[arg-type]

@@ -78,6 +78,10 @@ def make_engine(model: Model, options: TranscribeOptions, batch: BatchOptions) -
         raise InvalidOptionError(
             "the packed engine needs timestamps; use the sequential engine for without_timestamps"
         )
+    if options.encoder_window_s < 30.0:  # its windows are full: nothing to cut
+        raise InvalidOptionError(
+            "the packed engine fills every 30 s window; --encoder-window needs --engine sequential"
+        )
     from .engine import PackedEngine
 
     return PackedEngine(model, options, batch_size=batch.batch_size, workers=batch.decode_workers)

@@ -68,14 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=500,
         help="silence after speech that makes its text final at once (default: 500)",
     )
-    st.add_argument(
-        "--encoder-window",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="audio the encoder sees, at least, 5-30: less is faster, 30 is the most accurate "
-        "(default: 15 on a CPU, 30 on a GPU)",
-    )
     o = p.add_argument_group("output")
     o.add_argument(
         "-o",

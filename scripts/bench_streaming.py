@@ -154,7 +154,9 @@ def run_file(
 ) -> dict[str, Any]:
     seconds = audio.size / SAMPLE_RATE
     options = malsori.TranscribeOptions(language=language, beam_size=args.beam_size)
-    streaming = StreamingOptions(min_chunk_s=args.min_chunk, encoder_window_s=encoder_window_s)
+    streaming = StreamingOptions(
+        min_chunk_s=args.min_chunk, trim_s=args.trim, encoder_window_s=encoder_window_s
+    )
     engine = OnlineProcessor(model, options, streaming, source=str(path))
     stamped: list[Stamped] = []
     replay = ArrayReplay(audio, speed=args.speed)
@@ -208,6 +210,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--min-chunk", type=float, default=0.5)
+    p.add_argument("--trim", type=float, default=StreamingOptions.trim_s, help="trim_s")
     p.add_argument(
         "--encoder-windows", default="15,30", help="encoder windows (s), each run on every file"
     )
@@ -251,7 +254,8 @@ def main() -> int:
     target = out / time.strftime("streaming-%Y%m%d-%H%M%S.json")
     meta = {
         "model": args.model, "threads": args.threads, "beam_size": args.beam_size,
-        "min_chunk_s": args.min_chunk, "speed": args.speed, "cpus": os.cpu_count(),
+        "min_chunk_s": args.min_chunk, "trim_s": args.trim, "speed": args.speed,
+        "cpus": os.cpu_count(),
         "machine": platform.platform(), "malsori": malsori.__version__,
     }  # fmt: skip
     target.write_text(json.dumps({"meta": meta, "results": results}, ensure_ascii=False, indent=2))

@@ -269,8 +269,19 @@ def test_interrupt_exits_130_and_writes_nothing(audio: Audio, tmp_path: Path) ->
         str(out),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def hear_ctrl_c() -> None:
+        # A test run started in the background by a non-interactive shell inherits SIGINT
+        # ignored, and so would malsori (Python keeps an ignored SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=hear_ctrl_c,
     ) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the first live segment: decoding is under way

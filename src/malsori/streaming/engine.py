@@ -10,10 +10,13 @@ Silence costs nothing: Silero VAD (``malsori.vad``) looks at the buffer first; a
 speech is never decoded, and when speech is followed by ``endpoint_silence_ms`` of silence the
 speaker has stopped, so the last hypothesis is committed at once and the buffer restarts after
 the speech. The buffer is trimmed once it is longer than ``trim_s``, at the end of a committed
-Whisper segment (or sentence, or word), and never grows past ``max_buffer_s``. When decoding
-falls behind real time (a decode starts with more than ``catch_up_s`` of new audio), the Whisper
-segments a decode completes are committed at once, as for a file, so the stream catches up
+sentence (or word), and never grows past ``max_buffer_s``. When decoding falls behind real time
+(a decode starts with more than ``catch_up_s`` of new audio), the words it decodes up to a little
+before the end of the audio are committed at once, as for a file, so the stream catches up
 instead of lagging more.
+
+Each decode is one encoder pass (``without_timestamps``: see ``malsori._whisper``), on a CPU
+with a 15 s encoder window instead of Whisper's padded 30 s (``encoder_window_s``).
 
 Interface (as whisper_streaming's): ``insert_audio_chunk`` (any thread), ``process_iter`` and
 ``finish`` (one thread at a time), then ``transcript()`` for the writers.
@@ -86,7 +89,7 @@ class StreamingOptions:
     prompt_chars: int = 200
     # Seconds of audio the encoder sees, at least (TranscribeOptions.encoder_window_s): None
     # picks 15 on a CPU, where the encoder is half of a decode's time, and 30 (Whisper's full
-    # window, no cut) on a GPU. 30 is the most accurate; 15 cuts the commit latency by a third.
+    # window, no cut) on a GPU. 30 is the most accurate; 15 about halves the commit latency.
     encoder_window_s: float | None = None
     # Catching up: when a decode starts with more than this much new audio (decoding is slower
     # than real time), the Whisper segments it completes are final at once, as in a file,

@@ -24,8 +24,9 @@ from typing import Any
 import faster_whisper
 import numpy as np
 
+from .options import FULL_ENCODER_WINDOW_S
+
 FRAMES_PER_SECOND = 100  # mel frames
-FULL_WINDOW_S = 30.0
 _MARGIN_FRAMES = 100  # padding kept after the audio when the window is cut
 
 _encoder_frames: ContextVar[int | None] = ContextVar("malsori_encoder_frames", default=None)
@@ -34,7 +35,7 @@ _encoder_frames: ContextVar[int | None] = ContextVar("malsori_encoder_frames", d
 @contextmanager
 def encoder_window(seconds: float) -> Iterator[None]:
     """Encode windows cut to at least ``seconds`` of audio in this context (30: no cut)."""
-    frames = None if seconds >= FULL_WINDOW_S else int(seconds * FRAMES_PER_SECOND)
+    frames = None if seconds >= FULL_ENCODER_WINDOW_S else int(seconds * FRAMES_PER_SECOND)
     token = _encoder_frames.set(frames)
     try:
         yield

@@ -16,7 +16,12 @@ from typing import Any
 from . import __version__
 from .errors import InvalidOptionError, MalsoriError
 from .glossary import Glossary, GlossaryError, load_glossary
-from .options import DEFAULT_TEMPERATURES, NUMBER_STYLES, TranscribeOptions
+from .options import (
+    DEFAULT_TEMPERATURES,
+    FULL_ENCODER_WINDOW_S,
+    NUMBER_STYLES,
+    TranscribeOptions,
+)
 from .registry import DEFAULT_MODEL
 from .writers import format_timestamp
 
@@ -243,7 +248,9 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         vad_threshold=args.vad_threshold,
         vad_min_silence_ms=args.vad_min_silence_ms,
         word_timestamps=args.word_timestamps,
-        encoder_window_s=30.0 if args.encoder_window is None else args.encoder_window,
+        encoder_window_s=(
+            FULL_ENCODER_WINDOW_S if args.encoder_window is None else args.encoder_window
+        ),
         beam_size=args.beam_size,
         best_of=args.best_of,
         temperature=args.temperature,

@@ -20,6 +20,17 @@ NumberStyle = Literal["keep", "digits", "words"]
 NUMBER_STYLES: tuple[str, ...] = ("keep", "digits", "words")
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Whisper's encoder window (seconds), and the least of it ``encoder_window_s`` may keep.
+FULL_ENCODER_WINDOW_S = 30.0
+MIN_ENCODER_WINDOW_S = 5.0
+
+
+def check_encoder_window(seconds: float) -> None:
+    if not MIN_ENCODER_WINDOW_S <= seconds <= FULL_ENCODER_WINDOW_S:
+        raise InvalidOptionError(
+            f"encoder window must lie in [{MIN_ENCODER_WINDOW_S:g}, {FULL_ENCODER_WINDOW_S:g}] "
+            f"seconds, got {seconds}"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ class TranscribeOptions:
     # Seconds of audio the encoder sees, at least (5-30). Whisper encodes a full 30 s window
     # whatever the input's length; less encodes a short input plus a margin only: faster, and
     # somewhat less accurate (docs/streaming.md has numbers). The streaming engine uses 15 on CPU.
-    encoder_window_s: float = 30.0
+    encoder_window_s: float = FULL_ENCODER_WINDOW_S
 
     # Beam search width for temperature 0; 1 means greedy decoding.
     beam_size: int = 5
@@ -128,10 +139,7 @@ class TranscribeOptions:
             raise InvalidOptionError(f"VAD threshold must lie in (0, 1), got {self.vad_threshold}")
         if self.vad_min_silence_ms < 0 or self.vad_speech_pad_ms < 0:
             raise InvalidOptionError("VAD durations cannot be negative")
-        if not 5.0 <= self.encoder_window_s <= 30.0:
-            raise InvalidOptionError(
-                f"encoder window must lie in [5, 30] seconds, got {self.encoder_window_s}"
-            )
+        check_encoder_window(self.encoder_window_s)
         if self.no_speech_threshold is not None and not 0.0 <= self.no_speech_threshold <= 1.0:
             raise InvalidOptionError(
                 f"no-speech threshold must lie in [0, 1], got {self.no_speech_threshold}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import InvalidOptionError, MalsoriError, OutputError
-from ..options import TranscribeOptions
+from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions
 from ..results import Transcript
 from ..writers import FORMATS
 from . import records
@@ -78,7 +78,7 @@ def make_engine(model: Model, options: TranscribeOptions, batch: BatchOptions) -
         raise InvalidOptionError(
             "the packed engine needs timestamps; use the sequential engine for without_timestamps"
         )
-    if options.encoder_window_s < 30.0:  # its windows are full: nothing to cut
+    if options.encoder_window_s < FULL_ENCODER_WINDOW_S:  # its windows are full: nothing to cut
         raise InvalidOptionError(
             "the packed engine fills every 30 s window; --encoder-window needs --engine sequential"
         )

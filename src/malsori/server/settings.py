@@ -15,6 +15,8 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..options import FULL_ENCODER_WINDOW_S, MIN_ENCODER_WINDOW_S
+
 ComputeType = Literal[
     "auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
     "float16", "bfloat16", "float32",
@@ -115,7 +117,9 @@ class RealtimeSettings(_Group):
     """New audio (seconds) that triggers the next decode of a stream."""
     endpoint_silence_ms: int = Field(default=500, ge=100)
     """Silence after speech that makes the decoded text final at once."""
-    encoder_window_s: float | None = Field(default=None, ge=5, le=30)
+    encoder_window_s: float | None = Field(
+        default=None, ge=MIN_ENCODER_WINDOW_S, le=FULL_ENCODER_WINDOW_S
+    )
     """Audio (seconds) the encoder sees, at least: less is faster, 30 is the most accurate
     (unset: 15 on a CPU, 30 on a GPU)."""
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import InvalidOptionError
-from ..options import TranscribeOptions
+from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions, check_encoder_window
 from ..results import LanguageInfo, Transcript
 from ..vad import speech_regions
 from .captions import CaptionBuilder
@@ -49,6 +49,8 @@ _SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 # Committing without agreement (catching up, or a full buffer) when Whisper gave one segment:
 # the words in this last stretch of the buffer wait, as they may be cut off (seconds).
 _UNAGREED_TAIL_S = 2.0
+# The encoder window on a CPU, where the encoder is about half of a decode (see StreamingOptions).
+CPU_ENCODER_WINDOW_S = 15.0
 
 
 class Decoder(Protocol):
@@ -112,10 +114,8 @@ class StreamingOptions:
             raise InvalidOptionError("commit_guard_s cannot be negative")
         if self.prompt_chars < 0:
             raise InvalidOptionError("prompt_chars cannot be negative")
-        if self.encoder_window_s is not None and not 5.0 <= self.encoder_window_s <= 30.0:
-            raise InvalidOptionError(
-                f"encoder window must lie in [5, 30] seconds, got {self.encoder_window_s}"
-            )
+        if self.encoder_window_s is not None:
+            check_encoder_window(self.encoder_window_s)
         if self.catch_up_s <= self.min_chunk_s:
             raise InvalidOptionError("catch_up_s must be longer than min_chunk_s")
 
@@ -124,7 +124,8 @@ class StreamingOptions:
         if self.encoder_window_s is not None:
             return self.encoder_window_s
         info = getattr(model, "info", None)
-        return 30.0 if getattr(info, "device", "cpu") == "cuda" else 15.0
+        on_gpu = getattr(info, "device", "cpu") == "cuda"
+        return FULL_ENCODER_WINDOW_S if on_gpu else CPU_ENCODER_WINDOW_S
 
 
 @dataclass

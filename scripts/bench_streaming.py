@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import os
 import platform
 import statistics
@@ -72,6 +73,7 @@ class ArrayReplay:
 
     def __iter__(self) -> Any:
         self.started = time.monotonic()
+        REPLAY_STARTED[0] = time.time()
         for i in range(0, self.audio.size, self.block):
             part = self.audio[i : i + self.block]
             due = self.started + (i + part.size) / SAMPLE_RATE / self.speed
@@ -79,6 +81,14 @@ class ArrayReplay:
             if wait > 0:
                 time.sleep(wait)
             yield part
+
+
+REPLAY_STARTED = [0.0]  # time.time() when the current replay started, for the log
+
+
+class ReplayClockFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[{record.created - REPLAY_STARTED[0]:7.2f}] {record.getMessage()}"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -107,19 +117,32 @@ def keys(words: list[str], language: str) -> list[str]:
 
 def latencies(
     stamped: list[Stamped], offline_words: list[Any], language: str
-) -> tuple[list[float], list[float]]:
-    """(latency against the offline word ends, latency against the stream's own word ends)."""
+) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+    """(latency against the offline word ends, latency against the stream's own word ends, and
+    every final word with its times, for finding where the slow commits are)."""
     finals = [(s.wall, w) for s in stamped if isinstance(s.event, Final) for w in s.event.words]
     own = [wall - w.end for wall, w in finals]
     a = keys([w.word for _, w in finals], language)
     b = keys([w.word for w in offline_words], language)
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     against_offline = []
+    offline_end: dict[int, float] = {}
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
             wall, _ = finals[block.a + k]
+            offline_end[block.a + k] = offline_words[block.b + k].end
             against_offline.append(wall - offline_words[block.b + k].end)
-    return against_offline, own
+    trace = [
+        {
+            "word": w.word,
+            "start": round(w.start, 2),
+            "end": round(w.end, 2),
+            "offline_end": _r(offline_end.get(i)),
+            "emitted": round(wall, 2),
+        }
+        for i, (wall, w) in enumerate(finals)
+    ]
+    return against_offline, own, trace
 
 
 def wer(reference: str, hypothesis: str, language: str) -> float | None:
@@ -174,7 +197,7 @@ def run_file(
     load_after = os.getloadavg()
 
     final_text = engine.committed_text
-    vs_offline, vs_own = latencies(stamped, list(offline.words), language)
+    vs_offline, vs_own, trace = latencies(stamped, list(offline.words), language)
     reference = reference_text(path, seconds)
     stats = engine.stats
     return {
@@ -199,6 +222,7 @@ def run_file(
         "offline_seconds": round(offline_s, 1),
         "final_text": final_text,
         "offline_text": offline.text,
+        "final_words": trace,
     }
 
 
@@ -218,7 +242,19 @@ def main() -> int:
     p.add_argument("--max-seconds", type=float, default=0, help="replay only this much")
     p.add_argument("--out", default=str(ROOT / "bench-results"))
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--log",
+        default=None,
+        help="write the engine's step-by-step debug log here (seconds "
+        "since the replay of the current file started, then the message)",
+    )
     args = p.parse_args()
+    if args.log:
+        handler = logging.FileHandler(args.log, mode="w", encoding="utf-8")
+        handler.setFormatter(ReplayClockFormatter())
+        engine_log = logging.getLogger("malsori.streaming")
+        engine_log.setLevel(logging.DEBUG)
+        engine_log.addHandler(handler)
 
     windows = [float(w) for w in args.encoder_windows.split(",") if w.strip()]
     model = malsori.load_model(args.model, threads=args.threads)

@@ -146,6 +146,18 @@ def test_options_reach_the_decoder() -> None:
     assert call["hotwords"] == "Seoul" and call["no_speech_threshold"] is None
 
 
+def test_short_audio_gets_a_token_budget_for_its_length() -> None:
+    whisper = ScriptedWhisper()
+    model = scripted_model(whisper)
+    for seconds in (2, 10, 20, 150):
+        model.transcribe(np.zeros(seconds * SAMPLE_RATE, dtype=np.float32), vad=False)
+    budgets = [c["max_new_tokens"] for c in whisper.calls]
+    # 448 tokens per 30 s window, scaled to 2 s and 10 s, plus a margin; a long input keeps
+    # faster-whisper's own limit for every window.
+    assert budgets[:2] == [46, 166]
+    assert budgets[2:] == [None] * (len(budgets) - 2)
+
+
 def test_fixed_language_initial_prompt_and_no_conditioning() -> None:
     whisper = ScriptedWhisper()
     waveform = np.zeros(150 * SAMPLE_RATE, dtype=np.float32)

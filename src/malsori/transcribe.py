@@ -8,6 +8,7 @@ word, and the language found in the first window plus the tail of the previous t
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,23 @@ logger = logging.getLogger(__name__)
 TOP_LANGUAGES = 10  # candidates kept in LanguageInfo
 _CUT_SEARCH_S = 60.0  # look for a quiet cut point in this much audio at the end of a window
 _PROMPT_TAIL_CHARS = 200  # previous text carried into the next window's prompt
+
+# Whisper may write 448 tokens for a 30 s window: about 15 a second, twice the fastest speech in
+# the dev set (7.5 tokens/s). Audio shorter than a window gets that same budget for its length
+# plus a margin, instead of a whole window's: a decode stuck in a loop on 2 s of audio stops
+# after about 50 tokens rather than 448, and temperature fallback can redo it six times. This
+# matters most when decoding short buffers again and again (the streaming engine).
+_TOKENS_PER_SECOND = 448 / 30
+_TOKEN_MARGIN = 16
+# Above this, no cap: faster-whisper's own limit (448 minus a prompt of at most 228 tokens) is
+# as tight, and a larger cap with a long prompt would exceed Whisper's context.
+_MAX_CAPPED_TOKENS = 220
+
+
+def max_new_tokens(samples: int) -> int | None:
+    """Token budget of one decode of ``samples`` of audio (None: faster-whisper's own limit)."""
+    budget = math.ceil(samples / SAMPLE_RATE * _TOKENS_PER_SECOND) + _TOKEN_MARGIN
+    return budget if budget < _MAX_CAPPED_TOKENS else None
 
 
 def _quiet_cut(audio: np.ndarray, lo: int, hi: int) -> int:
@@ -260,11 +278,13 @@ def _decode_window(
             break  # nothing left but silence, noise or music
         restart_at: float | None = None
         offset = window_start + pos / SAMPLE_RATE
+        speech = only_speech(part, regions)
         with encoder_window(opts.encoder_window_s):  # faster-whisper encodes lazily, in the loop
             raw_segments, info = model.whisper.transcribe(
-                only_speech(part, regions),
+                speech,
                 language=state.language,
                 initial_prompt=prompt,
+                max_new_tokens=max_new_tokens(speech.size),
                 **state.kwargs,
             )
             raw_segments = restore_times(raw_segments, regions)

@@ -269,6 +269,17 @@ class OnlineProcessor:
         # Silence after the speech is not decoded: Whisper invents text there ("Thank you").
         segment_ends = self._decode(upto=regions[-1]["end"] if stopped else None)
         committed = self.policy.flush(until=end / SAMPLE_RATE - self.streaming.commit_guard_s)
+        logger.debug(
+            "step: buffer %.2f-%.2f s, speech to %.2f, stopped %s, catch-up %s, agreed %d, "
+            "pending %r",
+            self._offset / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            speech_end / SAMPLE_RATE,
+            stopped,
+            catch_up,
+            len(committed),
+            join_words(self.policy.pending),
+        )
         if stopped:
             committed += self.policy.commit_pending()
             self.stats.endpoints += 0 if final else 1

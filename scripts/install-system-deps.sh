@@ -6,8 +6,9 @@ need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v sox >/dev/null || need+=(sox)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
-# Headless browser for the web page's tests (tests/web, driven by Playwright).
+# Headless browsers for the web page's tests (tests/web, driven by Playwright).
 command -v chromium >/dev/null || need+=(chromium)
+command -v firefox-esr >/dev/null || need+=(firefox-esr)
 # PortAudio for microphone capture in `malsori live` (the sounddevice package loads it).
 ldconfig -p | grep -q libportaudio || need+=(libportaudio2)
 [ ${#need[@]} -eq 0 ] && exit 0

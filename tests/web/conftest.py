@@ -1,5 +1,6 @@
-"""Fixtures for the browser tests: a real ``malsori serve`` process with a key, speech clips, and
-Debian's chromium driven by Playwright (skipped, with the reason, when chromium is missing)."""
+"""Fixtures for the browser tests: a real ``malsori serve`` process with a key, speech clips,
+Debian's chromium driven by Playwright and Debian's firefox-esr driven over WebDriver BiDi
+(``bidi.py``); a test is skipped, with the reason, when its browser is missing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ pytest.importorskip("playwright", reason="playwright is not installed (dev extra
 from rendered_audio import run_tool
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 SCREENSHOTS_ENV = "MALSORI_SCREENSHOTS"  # also copy screenshots here (bench-results/screenshots)
 SPEECH_TEXT = "The quick brown fox jumps over the lazy dog."
 SPEECH_WORDS = ("quick", "fox", "lazy", "dog")
@@ -44,6 +46,13 @@ def chromium() -> str:
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh)")
     return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def firefox() -> str:
+    if not os.path.exists(FIREFOX):
+        pytest.skip("Debian's firefox-esr is not installed (scripts/install-system-deps.sh)")
+    return FIREFOX
 
 
 @pytest.fixture(scope="session")

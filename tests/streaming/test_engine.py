@@ -13,7 +13,7 @@ import pytest
 
 from malsori.audio import SAMPLE_RATE, AudioStream
 from malsori.errors import InvalidOptionError
-from malsori.options import TranscribeOptions
+from malsori.options import DEFAULT_TEMPERATURES, TranscribeOptions
 from malsori.results import LanguageInfo, Segment, Transcript, Word
 from malsori.streaming import Final, OnlineProcessor, Partial, StreamEvent, StreamingOptions
 from malsori.streaming.driver import drive
@@ -185,6 +185,14 @@ def test_each_decode_is_one_pass_with_a_short_encoder_window_on_a_cpu() -> None:
         for options in decoder.seen:
             assert options.encoder_window_s == window
             assert options.without_timestamps and options.word_timestamps and not options.vad
+            assert options.temperature == (0.0,)  # no fallback: the next decode is the retry
+
+    decoder = OnDevice("cpu")
+    with_fallback = StreamingOptions(vad=False, fallback=True)
+    engine = OnlineProcessor(decoder, TranscribeOptions(language="en"), with_fallback)
+    engine.insert_audio_chunk(ramp(0, 3 * SAMPLE_RATE))
+    engine.finish()
+    assert decoder.seen and all(o.temperature == DEFAULT_TEMPERATURES for o in decoder.seen)
 
 
 # -- the real model ------------------------------------------------------------------------------

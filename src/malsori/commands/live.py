@@ -68,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=500,
         help="silence after speech that makes its text final at once (default: 500)",
     )
+    st.add_argument(
+        "--stream-fallback",
+        action="store_true",
+        help="retry a decode that fails Whisper's checks at higher temperatures, as a file "
+        "decode does (default: off; the next decode is the retry, and the fallback costs "
+        "seconds of latency)",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "-o",
@@ -156,6 +163,7 @@ def run_live(args: argparse.Namespace) -> int:
         min_chunk_s=args.min_chunk,
         endpoint_silence_ms=args.endpoint_ms,
         encoder_window_s=args.encoder_window,
+        fallback=args.stream_fallback,
     )
     stop = threading.Event()
     blocks: Iterable[np.ndarray]

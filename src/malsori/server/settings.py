@@ -122,6 +122,9 @@ class RealtimeSettings(_Group):
     )
     """Audio (seconds) the encoder sees, at least: less is faster, 30 is the most accurate
     (unset: 15 on a CPU, 30 on a GPU)."""
+    fallback: bool = False
+    """Temperature fallback in live decodes (off: a failed decode waits for the next one, which
+    comes within a second, instead of costing seconds of latency)."""
 
 
 class ServerSettings(BaseSettings):

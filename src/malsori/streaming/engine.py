@@ -97,6 +97,12 @@ class StreamingOptions:
     # than real time), the Whisper segments it completes are final at once, as in a file,
     # instead of waiting for a second decode to agree (seconds).
     catch_up_s: float = 4.0
+    # Temperature fallback (``TranscribeOptions.temperature`` past its first value) in stream
+    # decodes. Off: a decode that fails Whisper's checks stands as it is, since it is only a
+    # hypothesis: nothing is final until the next decode agrees with it, and the next decode
+    # comes within a second. Sampling five candidates at up to five temperatures instead held
+    # every commit back by 3-5 s on short buffers that decode poorly.
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.min_chunk_s <= 0:
@@ -166,6 +172,11 @@ class OnlineProcessor:
             without_timestamps=True,
             vad=False,
             encoder_window_s=self.streaming.window_for(model),
+            temperature=(
+                self.options.temperature
+                if self.streaming.fallback
+                else self.options.temperature[:1]
+            ),
         )
         self._vad_options = self.options.replace(
             vad_min_silence_ms=self.streaming.endpoint_silence_ms,

@@ -128,6 +128,7 @@ async def realtime(websocket: WebSocket) -> None:
             min_chunk_s=rt.min_chunk_s,
             endpoint_silence_ms=rt.endpoint_silence_ms,
             encoder_window_s=rt.encoder_window_s,
+            fallback=rt.fallback,
         )
         engine = OnlineProcessor(services.transcriber.model, options, streaming)
         await _Stream(websocket, services, engine, params, owner).run()

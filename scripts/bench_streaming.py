@@ -178,7 +178,10 @@ def run_file(
     seconds = audio.size / SAMPLE_RATE
     options = malsori.TranscribeOptions(language=language, beam_size=args.beam_size)
     streaming = StreamingOptions(
-        min_chunk_s=args.min_chunk, trim_s=args.trim, encoder_window_s=encoder_window_s
+        min_chunk_s=args.min_chunk,
+        trim_s=args.trim,
+        encoder_window_s=encoder_window_s,
+        fallback=args.fallback,
     )
     engine = OnlineProcessor(model, options, streaming, source=str(path))
     stamped: list[Stamped] = []
@@ -235,6 +238,7 @@ def main() -> int:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--min-chunk", type=float, default=0.5)
     p.add_argument("--trim", type=float, default=StreamingOptions.trim_s, help="trim_s")
+    p.add_argument("--fallback", action="store_true", help="temperature fallback in decodes")
     p.add_argument(
         "--encoder-windows", default="15,30", help="encoder windows (s), each run on every file"
     )
@@ -291,6 +295,7 @@ def main() -> int:
     meta = {
         "model": args.model, "threads": args.threads, "beam_size": args.beam_size,
         "min_chunk_s": args.min_chunk, "trim_s": args.trim, "speed": args.speed,
+        "fallback": args.fallback,
         "cpus": os.cpu_count(),
         "machine": platform.platform(), "malsori": malsori.__version__,
     }  # fmt: skip

@@ -195,6 +195,29 @@ def test_each_decode_is_one_pass_with_a_short_encoder_window_on_a_cpu() -> None:
     assert decoder.seen and all(o.temperature == DEFAULT_TEMPERATURES for o in decoder.seen)
 
 
+def test_the_decode_that_ends_an_utterance_uses_the_endpoint_beam() -> None:
+    @dataclass
+    class Recording(ScriptedDecoder):
+        beams: list[int] = field(default_factory=list)
+
+        def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
+            assert options is not None
+            self.beams.append(options.beam_size)
+            return super().transcribe(source, options)
+
+    for endpoint_beam, last in [(5, 5), (None, 1)]:
+        decoder = Recording(script_of(12))
+        streaming = StreamingOptions(vad=False, endpoint_beam_size=endpoint_beam)
+        engine = OnlineProcessor(decoder, TranscribeOptions(language="en", beam_size=1), streaming)
+        for i in range(0, 4 * SAMPLE_RATE, SAMPLE_RATE // 2):
+            engine.insert_audio_chunk(ramp(i, SAMPLE_RATE // 2))
+            engine.process_iter()
+        engine.finish()
+        assert len(decoder.beams) >= 3
+        assert decoder.beams[:-1] == [1] * (len(decoder.beams) - 1)  # partial hypotheses: greedy
+        assert decoder.beams[-1] == last  # final at once: the careful decode
+
+
 # -- the real model ------------------------------------------------------------------------------
 
 SENTENCES = ("The yellow submarine sailed across the ocean.",

@@ -103,6 +103,10 @@ class StreamingOptions:
     # comes within a second. With it, about 1 decode in 30 sampled five candidates at higher
     # temperatures, at 1.5 times the cost of a greedy decode, delaying every word in the buffer.
     fallback: bool = False
+    # Beam width of the decode that ends an utterance (the speaker stopped): its words are final
+    # at once, without a second decode to agree with, so it is decoded with care. None: the
+    # beam of the decoding options, as every other decode.
+    endpoint_beam_size: int | None = 5
 
     def __post_init__(self) -> None:
         if self.min_chunk_s <= 0:
@@ -122,6 +126,8 @@ class StreamingOptions:
             raise InvalidOptionError("prompt_chars cannot be negative")
         if self.encoder_window_s is not None:
             check_encoder_window(self.encoder_window_s)
+        if self.endpoint_beam_size is not None and self.endpoint_beam_size < 1:
+            raise InvalidOptionError("endpoint_beam_size must be at least 1")
         if self.catch_up_s <= self.min_chunk_s:
             raise InvalidOptionError("catch_up_s must be longer than min_chunk_s")
 
@@ -278,7 +284,11 @@ class OnlineProcessor:
         speech_end = self._offset + regions[-1]["end"]
         stopped = final or speech_end < end  # the speaker stopped (or the stream did)
         # Silence after the speech is not decoded: Whisper invents text there ("Thank you").
-        segment_ends = self._decode(upto=regions[-1]["end"] if stopped else None)
+        segment_ends = (
+            self._decode(upto=regions[-1]["end"], beam_size=self.streaming.endpoint_beam_size)
+            if stopped
+            else self._decode()
+        )
         committed = self.policy.flush(until=end / SAMPLE_RATE - self.streaming.commit_guard_s)
         logger.debug(
             "step: buffer %.2f-%.2f s, speech to %.2f, stopped %s, catch-up %s, agreed %d, "
@@ -313,11 +323,13 @@ class OnlineProcessor:
             return [{"start": 0, "end": self._buffer.size}]
         return speech_regions(self._buffer, self._vad_options)
 
-    def _decode(self, upto: int | None = None) -> list[float]:
+    def _decode(self, upto: int | None = None, beam_size: int | None = None) -> list[float]:
         """Decode the buffer (up to sample ``upto`` of it) into a hypothesis; returns the Whisper
         segments' end times."""
         options = self._decode_options.replace(
-            initial_prompt=self._prompt(), language=self.language
+            initial_prompt=self._prompt(),
+            language=self.language,
+            beam_size=beam_size or self._decode_options.beam_size,
         )
         started = time.perf_counter()
         transcript = self.model.transcribe(self._buffer[:upto], options)

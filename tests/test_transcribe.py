@@ -277,6 +277,21 @@ def test_english_words_are_recognised(english: tuple[Transcript, list[Segment]])
 
 
 @pytest.mark.slow
+def test_the_token_budget_fits_beside_a_long_prompt(model: Model, audio: Audio) -> None:
+    # Long hotwords and a long prompt leave less room in Whisper's 448-token context than the
+    # budget of a few seconds of audio: the budget shrinks to fit instead of failing.
+    short = AudioStream(audio.english).read()[: 4 * SAMPLE_RATE]
+    t = model.transcribe(
+        short,
+        language="en",
+        hotwords=" ".join(f"term{i}" for i in range(90)),
+        initial_prompt=" ".join(f"word{i}" for i in range(150)),
+    )
+    assert t.duration == pytest.approx(short.size / SAMPLE_RATE)
+    assert words_of(t.text) & set(ENGLISH_WORDS), t.text
+
+
+@pytest.mark.slow
 def test_word_timestamps_are_consistent(
     english: tuple[Transcript, list[Segment]], audio: Audio
 ) -> None:

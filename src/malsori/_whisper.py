@@ -12,10 +12,16 @@ pads every input to a 30 s window, and the encoder's cost is the same for 2 s of
 30 s. CTranslate2 accepts fewer frames: inside ``encoder_window(seconds)`` a padded window is cut
 to its audio plus a margin, but never below ``seconds``. Whisper was trained on 30 s windows only,
 so this trades some accuracy for speed (numbers in docs/streaming.md).
+
+**A token budget that fits the prompt.** ``max_new_tokens`` (malsori's budget for short audio,
+``transcribe.max_new_tokens``) is cut to the room Whisper's 448-token context leaves after the
+prompt, which faster-whisper would reject instead: long hotwords plus the previous text can take
+up to 450 tokens on their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,6 +71,15 @@ class WhisperModel(faster_whisper.WhisperModel):
             if window.shape[0] == 1:  # batched windows share one length: left as they are
                 features = cut_padding(window, min_frames)
         return super().encode(features)
+
+    def generate_with_fallback(
+        self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any
+    ) -> Any:
+        budget = options.max_new_tokens
+        if budget is not None and len(prompt) + budget > self.max_length:
+            room = self.max_length - len(prompt)  # none left: faster-whisper's own handling
+            options = dataclasses.replace(options, max_new_tokens=room if room > 0 else None)
+        return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 
     def _split_segments_by_timestamps(self, **kwargs: Any) -> Any:
         segments, seek, single_timestamp_ending = super()._split_segments_by_timestamps(**kwargs)

@@ -50,8 +50,9 @@ _PROMPT_TAIL_CHARS = 200  # previous text carried into the next window's prompt
 # matters most when decoding short buffers again and again (the streaming engine).
 _TOKENS_PER_SECOND = 448 / 30
 _TOKEN_MARGIN = 16
-# Above this, no cap: faster-whisper's own limit (448 minus a prompt of at most 228 tokens) is
-# as tight, and a larger cap with a long prompt would exceed Whisper's context.
+# From this budget up (13.6 s of audio), no cap: faster-whisper's own limit, 448 minus the
+# prompt (up to 228 tokens of previous text), is about as tight. A budget that does not fit
+# beside a long prompt is cut to the room left (``malsori._whisper``).
 _MAX_CAPPED_TOKENS = 220
 
 

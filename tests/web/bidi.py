@@ -118,7 +118,7 @@ class Firefox:
     def call(self, function: str, *args: Any) -> Any:
         """Call a JavaScript function in the page with JSON arguments; its JSON result (an
         awaited promise's value)."""
-        wrapped = f"async (...args) => JSON.stringify(await ({function})(...args))"
+        wrapped = f"async (...args) => JSON.stringify(await ({function})(...args.map(JSON.parse)))"
         result = self.send(
             "script.callFunction",
             {
@@ -137,8 +137,7 @@ class Firefox:
     def js(self, expression: str, *args: Any) -> Any:
         """``expression`` with ``args`` parsed into ``a0``, ``a1``..., evaluated in the page."""
         names = ", ".join(f"a{i}" for i in range(len(args)))
-        parse = "".join(f"a{i} = JSON.parse(a{i}); " for i in range(len(args)))
-        return self.call(f"async ({names}) => {{ {parse}return ({expression}); }}", *args)
+        return self.call(f"async ({names}) => ({expression})", *args)
 
     def wait_for(self, expression: str, *args: Any, timeout: float = 60.0) -> Any:
         """Poll until ``expression`` is truthy; its value."""

@@ -35,21 +35,22 @@ def open_page(p: Any, chromium: str, server: Server, hash_: str, *args: str) -> 
     return browser, page
 
 
+# Drag and drop: a DataTransfer holding the file (name, base64 bytes), dropped on the drop zone.
+DROP_FILE = """(name, data) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
+    const zone = document.getElementById("drop-zone");
+    for (const type of ["dragover", "drop"]) {
+        zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true }));
+    }
+    return true;
+}"""
+
+
 def drop_file(page: Page, path: Path) -> None:
-    """Drag and drop: a DataTransfer holding the file, dropped on the drop zone."""
     data = base64.b64encode(path.read_bytes()).decode()
-    page.evaluate(
-        """([name, data]) => {
-            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
-            const zone = document.getElementById("drop-zone");
-            for (const type of ["dragover", "drop"]) {
-                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true }));
-            }
-        }""",
-        [path.name, data],
-    )
+    page.evaluate(f"([name, data]) => ({DROP_FILE})(name, data)", [path.name, data])
 
 
 def test_upload_by_drag_and_drop(

@@ -23,7 +23,7 @@ import pytest
 
 from .bidi import Firefox
 from .conftest import SPEECH_WORDS, Server
-from .test_web_page import words_of
+from .test_web_page import DROP_FILE, words_of
 
 pytestmark = pytest.mark.slow
 
@@ -63,20 +63,7 @@ def test_upload_by_drag_and_drop_in_firefox(
     ff = browser
     open_page(ff, web_server, "")
     data = base64.b64encode(speech_clip.read_bytes()).decode()
-    ff.js(
-        """(() => {
-            const bytes = Uint8Array.from(atob(a1), (c) => c.charCodeAt(0));
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([bytes], a0, { type: "audio/wav" }));
-            const zone = document.getElementById("drop-zone");
-            for (const type of ["dragover", "drop"]) {
-                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true }));
-            }
-            return true;
-        })()""",
-        speech_clip.name,
-        data,
-    )
+    ff.call(DROP_FILE, speech_clip.name, data)
     assert ff.js(TEXT, "#chosen") == speech_clip.name
     ff.js(SET_VALUE, "#language", "en")
     ff.js(CLICK, "#upload-button")

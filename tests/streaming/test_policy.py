@@ -107,3 +107,37 @@ def test_commit_pending_commits_without_agreement() -> None:
     assert policy.pending == ()
     policy.reset_hypotheses()
     assert policy.flush() == []
+
+
+def test_an_unagreed_repeat_of_the_utterance_is_not_committed() -> None:
+    """A last decode that writes the utterance's end twice ("고객님 양해 바랍니다 고객님 양해
+    바", the copy cut short) commits nothing new; a real word after it is kept."""
+    policy = LocalAgreement()
+    first = hyp((0.0, 0.5, " 고객님."), (0.6, 0.9, " 양해"), (0.9, 1.6, " 바랍니다."))
+    policy.insert(first)
+    policy.insert(first)
+    assert len(policy.flush()) == 3
+    policy.insert([*first, *hyp((1.7, 1.9, " 고객님"), (1.9, 2.0, " 양해"), (2.0, 2.1, " 바�"))])
+    assert policy.commit_pending() == []
+    assert join_words(policy.committed) == "고객님. 양해 바랍니다."
+    # Spaced differently, and the whole last phrase again: still a repeat.
+    policy.insert(hyp((1.7, 1.9, " 고객님양해"), (1.9, 2.0, " 바랍니다")))
+    assert policy.commit_pending() == []
+    policy.insert(hyp((1.7, 1.9, " 양해"), (1.9, 2.2, " 바랍니다."), (2.2, 2.5, " 감사합니다.")))
+    # (The repeat at its start is the overlap ``insert`` removes; the new word is kept.)
+    assert texts(policy.commit_pending()) == [" 감사합니다."]
+
+
+def test_a_phrase_said_again_in_the_next_utterance_is_kept() -> None:
+    policy = LocalAgreement()
+    first = hyp((0.0, 0.3, " 네"), (0.3, 0.9, " 알겠습니다."))
+    policy.insert(first)
+    assert texts(policy.commit_pending()) == [" 네", " 알겠습니다."]
+    policy.reset_hypotheses()  # the speaker stopped: a new utterance begins
+    policy.insert(hyp((3.0, 3.3, " 네"), (3.3, 3.9, " 알겠습니다.")))
+    assert texts(policy.commit_pending()) == [" 네", " 알겠습니다."]
+    # One word said twice in the same utterance is kept too ("네. 네.").
+    policy.insert(hyp((4.0, 4.3, " 네.")))
+    policy.insert(hyp((4.0, 4.3, " 네."), (4.5, 4.8, " 네.")))
+    assert texts(policy.flush()) == [" 네."]
+    assert texts(policy.commit_pending()) == [" 네."]

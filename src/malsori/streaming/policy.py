@@ -79,6 +79,7 @@ class LocalAgreement:
         self.committed: list[TimedWord] = []  # every committed word, oldest first
         self._previous: deque[list[TimedWord]] = deque(maxlen=agreement - 1)
         self._latest: list[TimedWord] = []
+        self._utterance_from = 0  # index of the current utterance's first committed word
 
     @property
     def committed_end(self) -> float:
@@ -128,13 +129,36 @@ class LocalAgreement:
 
     def commit_pending(self, until: float | None = None) -> list[TimedWord]:
         """Commit the latest hypothesis without waiting for agreement (the speaker stopped, or
-        the stream ends). ``until``: only words that end by then."""
+        the stream ends). ``until``: only words that end by then.
+
+        Words that only say again what this utterance already committed are dropped instead:
+        with nothing to agree with, a decode that wrote the utterance's last phrase twice
+        ("고객님 양해 바랍니다 고객님 양해 바") would otherwise be final twice."""
         n = len(self._latest)
         if until is not None:
             n = sum(1 for w in self._latest if w.end <= until + _TIME_SLACK_S)
+        if n and self._repeats_utterance(self._latest[:n]):
+            self._latest = self._latest[n:]
+            self._previous.clear()
+            return []
         words = self._commit(n) if n else []
         self._previous.clear()  # earlier hypotheses never agreed on what follows
         return words
+
+    def _repeats_utterance(self, words: Sequence[TimedWord]) -> bool:
+        """Whether ``words`` (two or more) repeat the end of this utterance's committed words,
+        the last of them possibly cut short ("바" for "바랍니다"), spaces ignored."""
+        utterance = self.committed[self._utterance_from :]
+        if len(words) < 2 or not utterance:
+            return False
+        said = "".join(word_key(w.text) for w in words)
+        last = len(word_key(utterance[-1].text))
+        for m in range(1, min(len(utterance), len(words) + 2) + 1):
+            tail = "".join(word_key(w.text) for w in utterance[-m:])
+            # From the start of a committed word on, to somewhere in the last one.
+            if said and tail.startswith(said) and len(tail) - last < len(said):
+                return True
+        return False
 
     def _commit(self, n: int) -> list[TimedWord]:
         words: list[TimedWord] = []
@@ -151,6 +175,8 @@ class LocalAgreement:
         return words
 
     def reset_hypotheses(self) -> None:
-        """Forget uncommitted hypotheses (their audio was dropped)."""
+        """Forget uncommitted hypotheses (their audio was dropped); the next committed words
+        begin a new utterance."""
         self._previous.clear()
         self._latest = []
+        self._utterance_from = len(self.committed)

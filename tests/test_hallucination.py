@@ -16,6 +16,7 @@ from malsori.hallucination import (
     normalize_phrase,
     split_units,
     stock_phrase_pattern,
+    time_to_say,
 )
 from malsori.options import TranscribeOptions
 from malsori.transcribe import Assembler
@@ -154,6 +155,33 @@ def test_doubtful_segment_over_non_speech_is_removed() -> None:
     raw = RawSegment(0.0, 2.0, " 1,5kg", avg_logprob=-1.4, no_speech_prob=0.7)
     seg, _ = asm.add(raw, 0.0, FixedProbe(0.05), 0.0, "en")  # type: ignore[arg-type]
     assert seg is None and asm.removed[0].reason == "no_speech"
+
+
+def test_doubtful_segment_stretched_over_pauses_is_kept_when_it_holds_its_speech() -> None:
+    """Whisper may time a short text across a long pause: 3.5 s of speech in 12 s is under the
+    ratio, but more than the time the words take to say."""
+    asm = Assembler(TranscribeOptions())
+    raw = RawSegment(0.0, 12.0, " Montreal, forced aligner.", avg_logprob=-1.2)
+    seg, _ = asm.add(raw, 0.0, FixedProbe(0.29), 0.0, "en")  # type: ignore[arg-type]
+    assert seg is not None and asm.removed == []
+    # The same text with a blip of speech under it (less than it takes to say) goes.
+    raw = RawSegment(12.0, 24.0, " Montreal, forced aligner.", avg_logprob=-1.2)
+    seg, _ = asm.add(raw, 0.0, FixedProbe(0.1), 0.0, "en")  # type: ignore[arg-type]
+    assert seg is None and asm.removed[0].reason == "no_speech"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("you", 1.0),  # short texts need a second
+        (" Thanks for watching! Please subscribe.", 32 / 16),
+        ("시청해주셔서 감사합니다.", 11 / 8),
+        ("ご視聴ありがとうございました", 14 / 8),
+        ("2,000원 Wi-Fi 카드 12장", 10 / 16 + 4 / 8),
+    ],
+)
+def test_time_to_say_counts_syllables_and_letters(text: str, seconds: float) -> None:
+    assert time_to_say(text) == pytest.approx(seconds)
 
 
 def test_filter_off_keeps_everything_and_flags_suspicion() -> None:

@@ -16,12 +16,16 @@ so this trades some accuracy for speed (numbers in docs/streaming.md).
 **A token budget that fits the prompt.** ``max_new_tokens`` (malsori's budget for short audio,
 ``transcribe.max_new_tokens``) is cut to the room Whisper's 448-token context leaves after the
 prompt, which faster-whisper would reject instead: long hotwords plus the previous text can take
-up to 450 tokens on their own.
+up to 450 tokens on their own. A decode that uses the whole budget has fallen into a loop (the
+budget is twice the fastest speech), and a loop cut that short is not repetitive enough for
+Whisper's compression-ratio check: such a decode falls back to the next temperature, as a loop
+that ran to 448 tokens would.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +35,8 @@ import faster_whisper
 import numpy as np
 
 from .options import FULL_ENCODER_WINDOW_S
+
+logger = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100  # mel frames
 _MARGIN_FRAMES = 100  # padding kept after the audio when the window is cut
@@ -78,8 +84,17 @@ class WhisperModel(faster_whisper.WhisperModel):
         budget = options.max_new_tokens
         if budget is not None and len(prompt) + budget > self.max_length:
             room = self.max_length - len(prompt)  # none left: faster-whisper's own handling
-            options = dataclasses.replace(options, max_new_tokens=room if room > 0 else None)
-        return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+            budget = room if room > 0 else None
+            options = dataclasses.replace(options, max_new_tokens=budget)
+        while True:
+            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+            result, _, temperature, _ = decoded
+            hotter = [t for t in options.temperatures if t > temperature]
+            if budget is None or len(result.sequences_ids[0]) < budget or not hotter:
+                return decoded
+            logger.debug("decode used its whole budget of %d tokens at temperature %g", budget,
+                         temperature)  # fmt: skip
+            options = dataclasses.replace(options, temperatures=hotter)
 
     def _split_segments_by_timestamps(self, **kwargs: Any) -> Any:
         segments, seek, single_timestamp_ending = super()._split_segments_by_timestamps(**kwargs)

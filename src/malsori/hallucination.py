@@ -58,6 +58,23 @@ _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _UNSPACED = ("zh", "ja", "yue", "th", "lo", "my", "km", "bo")
 
 
+# Fast speech, to tell whether some audio had room for a text: syllables of Hangul, kana and
+# CJK characters at 8 per second, other letters and digits at 16 per second (about 200 words a
+# minute in English). Short texts need a second all the same: the VAD widens every frame it
+# hears by a quarter second each side, so a blip of noise alone reaches half a second.
+_SYLLABLE_S = 1 / 8
+_LETTER_S = 1 / 16
+_MIN_SAYING_S = 1.0
+_SYLLABIC = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7af]")
+
+
+def time_to_say(text: str) -> float:
+    """Seconds of speech ``text`` takes at least, said fast."""
+    syllables = len(_SYLLABIC.findall(text))
+    letters = sum(ch.isalnum() for ch in text) - syllables
+    return max(_MIN_SAYING_S, syllables * _SYLLABLE_S + letters * _LETTER_S)
+
+
 def normalize_phrase(text: str) -> str:
     """Compare form: NFKC, case-folded, without punctuation or spaces."""
     return _NON_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())

@@ -28,11 +28,12 @@ from .hallucination import (
     normalize_phrase,
     split_units,
     stock_phrase_pattern,
+    time_to_say,
 )
 from .options import TranscribeOptions
 from .postprocess import postprocess_segment
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
-from .vad import has_speech, only_speech, restore_times, speech_regions, vad_options
+from .vad import decode_regions, has_speech, only_speech, restore_times, vad_options
 
 if TYPE_CHECKING:
     from .model import Model
@@ -132,6 +133,12 @@ def _language_info(info: Any, fixed: str | None) -> LanguageInfo:
     return LanguageInfo(info.language, float(info.language_probability), top, detected=True)
 
 
+def _whole_characters(text: str) -> str:
+    """``text`` without U+FFFD: a decode cut off inside a character's bytes (Korean, Chinese,
+    Japanese characters take two or three byte-level tokens) ends in it."""
+    return text.replace("\ufffd", "")
+
+
 class Assembler:
     """Turns faster-whisper segments into clean, monotonic Segments, applying the defences.
 
@@ -184,13 +191,15 @@ class Assembler:
         for w in raw.words or ():
             w_start = min(max(float(w.start) + offset, cursor), end)
             w_end = min(max(float(w.end) + offset, w_start), end)
-            words.append(Word(w_start, w_end, w.word, float(w.probability)))
             cursor = w_start
+            text = _whole_characters(w.word)
+            if text.strip():
+                words.append(Word(w_start, w_end, text, float(w.probability)))
         return Segment(
             id=-1,
             start=start,
             end=end,
-            text="".join(w.word for w in words) if words else raw.text,
+            text="".join(w.word for w in words) if words else _whole_characters(raw.text),
             words=tuple(words),
             avg_logprob=float(raw.avg_logprob),
             no_speech_prob=float(raw.no_speech_prob),
@@ -230,7 +239,11 @@ class Assembler:
         if not (stock or doubtful) or not seg.text.strip():
             return False
         ratio = probe.speech_ratio(seg.start - window_start, seg.end - window_start)
-        if ratio >= opts.hallucination_speech_ratio:
+        # Enough speech under it, as a share of its time or as the time its text takes to say
+        # (Whisper sometimes stretches a segment over a long pause or breaths).
+        if ratio >= opts.hallucination_speech_ratio or ratio * (
+            seg.end - seg.start
+        ) >= time_to_say(seg.text):
             return False
         self._remove(seg, "stock_phrase" if stock else "no_speech")
         return True
@@ -274,7 +287,7 @@ def _decode_window(
     texts: list[str] = []
     for _ in range(_MAX_RESETS_PER_WINDOW + 1):
         part = audio[pos:]
-        regions = speech_regions(part, opts) if opts.vad else [{"start": 0, "end": part.size}]
+        regions = decode_regions(part, opts) if opts.vad else [{"start": 0, "end": part.size}]
         if not regions:
             break  # nothing left but silence, noise or music
         restart_at: float | None = None

@@ -4,7 +4,10 @@ are speech, the speech alone for the decoder, and times mapped back to the origi
 Only silences of at least ``vad_min_silence_ms`` are removed, at the edges too: a clip that
 starts with half a second of quiet is decoded as it is, because cutting a short lead-in shifts
 Whisper's first timestamp and changes what it hears, for no gain. Long silences, music and noise
-between speech are what VAD is for, and those go.
+between speech are what VAD is for, and those go, but only from audio longer than one Whisper
+window: a clip of 30 s or less that has speech is decoded whole (``decode_regions``). Whisper
+pads it to 30 s anyway, so cutting its pauses saves nothing, while it takes away the context
+Whisper was trained on (a speaker's hesitations, a quiet last word the VAD scored low).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .options import TranscribeOptions
+from .options import FULL_ENCODER_WINDOW_S, TranscribeOptions
 
 Region = dict[str, int]  # {"start": sample, "end": sample}, as faster-whisper's VAD returns
 
@@ -42,6 +45,15 @@ def speech_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[Region]:
         regions[0]["start"] = 0
     if audio.size - regions[-1]["end"] < keep:
         regions[-1]["end"] = audio.size
+    return regions
+
+
+def decode_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[Region]:
+    """What the decoder gets of ``audio``: nothing when VAD finds no speech; the whole of it
+    when it has speech and fits in one window; otherwise its speech regions."""
+    regions = speech_regions(audio, opts)
+    if regions and audio.size <= FULL_ENCODER_WINDOW_S * SAMPLE_RATE:
+        return [{"start": 0, "end": audio.size}]
     return regions
 
 

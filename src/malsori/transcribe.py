@@ -241,9 +241,9 @@ class Assembler:
         ratio = probe.speech_ratio(seg.start - window_start, seg.end - window_start)
         # Enough speech under it, as a share of its time or as the time its text takes to say
         # (Whisper sometimes stretches a segment over a long pause or breaths).
-        if ratio >= opts.hallucination_speech_ratio or ratio * (
-            seg.end - seg.start
-        ) >= time_to_say(seg.text):
+        if ratio >= opts.hallucination_speech_ratio or ratio * (seg.end - seg.start) >= time_to_say(
+            seg.text
+        ):
             return False
         self._remove(seg, "stock_phrase" if stock else "no_speech")
         return True

@@ -182,6 +182,7 @@ def run_file(
         trim_s=args.trim,
         encoder_window_s=encoder_window_s,
         fallback=args.fallback,
+        decode_budget_s=args.decode_budget or None,
     )
     engine = OnlineProcessor(model, options, streaming, source=str(path))
     stamped: list[Stamped] = []
@@ -222,6 +223,7 @@ def run_file(
         "silent_skips": stats.silent_skips,
         "endpoints": stats.endpoints,
         "forced_commits": stats.forced_commits,
+        "greedy_decodes": stats.greedy_decodes,
         "offline_seconds": round(offline_s, 1),
         "final_text": final_text,
         "offline_text": offline.text,
@@ -235,7 +237,13 @@ def main() -> int:
     p.add_argument("--files", nargs="+", default=list(DEFAULT_FILES))
     p.add_argument("--model", default="base")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument(
+        "--decode-budget",
+        type=float,
+        default=StreamingOptions.decode_budget_s,
+        help="StreamingOptions.decode_budget_s (0: always --beam-size)",
+    )
     p.add_argument("--min-chunk", type=float, default=0.5)
     p.add_argument("--trim", type=float, default=StreamingOptions.trim_s, help="trim_s")
     p.add_argument("--fallback", action="store_true", help="temperature fallback in decodes")
@@ -285,7 +293,8 @@ def main() -> int:
                 f"p95 {lat['p95']} s (n={lat['n']}); WER final vs reference "
                 f"{r['wer_final_vs_reference']}%, offline vs reference "
                 f"{r['wer_offline_vs_reference']}%, final vs offline {r['wer_final_vs_offline']}%; "
-                f"mean decode {r['mean_decode_seconds']} s; CPU {r['cpu_cores_used']} cores; "
+                f"mean decode {r['mean_decode_seconds']} s, {r['greedy_decodes']} of "
+                f"{r['decodes']} greedy; CPU {r['cpu_cores_used']} cores; "
                 f"load {r['load_average_start']} -> {r['load_average_end']}",
                 flush=True,
             )

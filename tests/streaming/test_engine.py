@@ -4,6 +4,7 @@ invariants, exactly), then with the real model on rendered speech (words, VAD, s
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,32 @@ def test_the_decode_that_ends_an_utterance_uses_the_endpoint_beam() -> None:
         assert len(decoder.beams) >= 3
         assert decoder.beams[:-1] == [1] * (len(decoder.beams) - 1)  # partial hypotheses: greedy
         assert decoder.beams[-1] == last  # final at once: the careful decode
+
+
+def test_slow_decodes_make_the_stream_decode_greedily() -> None:
+    @dataclass
+    class Slow(ScriptedDecoder):
+        beams: list[int] = field(default_factory=list)
+
+        def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
+            assert options is not None
+            self.beams.append(options.beam_size)
+            time.sleep(0.02)  # slower than the budgets below
+            return super().transcribe(source, options)
+
+    for budget, beams in [(0.001, [5, 1, 1]), (None, [5, 5, 5])]:
+        decoder = Slow(script_of(12))
+        streaming = StreamingOptions(vad=False, decode_budget_s=budget)
+        engine = OnlineProcessor(decoder, TranscribeOptions(language="en"), streaming)
+        for i in range(0, 4 * SAMPLE_RATE, SAMPLE_RATE // 2):
+            engine.insert_audio_chunk(ramp(i, SAMPLE_RATE // 2))
+            engine.process_iter()
+        engine.finish()
+        assert decoder.beams[:3] == beams
+        assert decoder.beams[-1] == 5  # the decode that ends the utterance keeps its beam
+        assert engine.stats.greedy_decodes == decoder.beams.count(1)
+    with pytest.raises(InvalidOptionError, match="decode_budget_s"):
+        StreamingOptions(decode_budget_s=0)
 
 
 # -- the real model ------------------------------------------------------------------------------

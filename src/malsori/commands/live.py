@@ -21,6 +21,7 @@ import numpy as np
 from ..cli import add_decode_arguments, add_model_arguments, load_model_from_args, segment_line
 from ..cli import options_from_args as decode_options_from_args
 from ..errors import InvalidOptionError
+from ..streaming.engine import StreamingOptions
 from ..writers import parse_formats, write_outputs
 
 
@@ -69,6 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="silence after speech that makes its text final at once (default: 500)",
     )
     st.add_argument(
+        "--decode-budget",
+        type=float,
+        default=StreamingOptions.decode_budget_s,
+        metavar="SECONDS",
+        help="decode with --beam-size while decodes take at most this long on average, "
+        "greedily while they take longer (default: %(default)s; 0: always --beam-size)",
+    )
+    st.add_argument(
         "--stream-fallback",
         action="store_true",
         help="retry a decode that fails Whisper's checks at higher temperatures, as a file "
@@ -90,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     o.add_argument("--name", help="file name stem (default: the file's, or live-DATE-TIME)")
     o.add_argument("-q", "--quiet", action="store_true", help="no partial text, only final lines")
-    p.set_defaults(handler=run_live, beam_size=1)  # greedy: decoding keeps up on a CPU
+    p.set_defaults(handler=run_live)
 
 
 class _Display:
@@ -164,6 +173,7 @@ def run_live(args: argparse.Namespace) -> int:
         endpoint_silence_ms=args.endpoint_ms,
         encoder_window_s=args.encoder_window,
         fallback=args.stream_fallback,
+        decode_budget_s=args.decode_budget or None,
     )
     stop = threading.Event()
     blocks: Iterable[np.ndarray]

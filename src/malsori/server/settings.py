@@ -111,8 +111,12 @@ class RealtimeSettings(_Group):
     max_lag_s: float = Field(default=30.0, gt=0)
     """Received but undecoded audio at which the server stops reading until decoding catches
     up (a client is then slowed by TCP flow control; nothing is dropped)."""
-    beam_size: int = Field(default=1, ge=1)
-    """Beam width for live decoding (1: greedy, keeps up in real time on a CPU)."""
+    beam_size: int = Field(default=5, ge=1)
+    """Beam width for live decoding, used while decodes stay within ``decode_budget_s``."""
+    decode_budget_s: float = Field(default=0.5, ge=0)
+    """Live decodes use the beam while their running mean time stays within this many seconds,
+    and decode greedily (faster, a little less accurate) while it does not: a slow CPU or many
+    streams at once keep low latency, a fast machine gets beam search (0: always the beam)."""
     min_chunk_s: float = Field(default=0.5, gt=0)
     """New audio (seconds) that triggers the next decode of a stream."""
     endpoint_silence_ms: int = Field(default=500, ge=100)

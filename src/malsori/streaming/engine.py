@@ -38,6 +38,7 @@ from ..errors import InvalidOptionError
 from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions, check_encoder_window
 from ..results import LanguageInfo, Transcript
 from ..vad import speech_regions
+from .budget import BeamGovernor
 from .captions import CaptionBuilder
 from .events import Final, Partial, StreamEvent
 from .policy import LocalAgreement, TimedWord, join_words
@@ -107,6 +108,11 @@ class StreamingOptions:
     # at once, without a second decode to agree with, so it is decoded with care. None: the
     # beam of the decoding options, as every other decode.
     endpoint_beam_size: int | None = 5
+    # The other decodes use the decoding options' beam while their running mean time stays
+    # within this budget (seconds), and decode greedily while it does not (a slow CPU, a busy
+    # server): the latency stays low on any machine, and a fast one gets the more accurate
+    # beam search (``malsori.streaming.budget``). None: always the options' beam.
+    decode_budget_s: float | None = 0.5
 
     def __post_init__(self) -> None:
         if self.min_chunk_s <= 0:
@@ -128,6 +134,10 @@ class StreamingOptions:
             check_encoder_window(self.encoder_window_s)
         if self.endpoint_beam_size is not None and self.endpoint_beam_size < 1:
             raise InvalidOptionError("endpoint_beam_size must be at least 1")
+        if self.decode_budget_s is not None and self.decode_budget_s <= 0:
+            raise InvalidOptionError(
+                f"decode_budget_s must be positive (or None), got {self.decode_budget_s}"
+            )
         if self.catch_up_s <= self.min_chunk_s:
             raise InvalidOptionError("catch_up_s must be longer than min_chunk_s")
 
@@ -150,6 +160,7 @@ class StreamStats:
     endpoints: int = 0  # utterances ended by silence
     forced_commits: int = 0  # words committed because the buffer reached max_buffer_s
     catch_up_commits: int = 0  # words committed without agreement while catching up
+    greedy_decodes: int = 0  # decodes made greedily because beam decodes were over budget
     iteration_seconds: list[float] = field(default_factory=list)
 
 
@@ -189,6 +200,7 @@ class OnlineProcessor:
             vad_speech_pad_ms=self.streaming.speech_pad_ms,
         )
         self.language: str | None = self.options.language
+        self.beam = BeamGovernor(self._decode_options.beam_size, self.streaming.decode_budget_s)
         self.policy = LocalAgreement(self.streaming.agreement)
         self.captions = CaptionBuilder()
         self.stats = StreamStats()
@@ -325,16 +337,21 @@ class OnlineProcessor:
 
     def _decode(self, upto: int | None = None, beam_size: int | None = None) -> list[float]:
         """Decode the buffer (up to sample ``upto`` of it) into a hypothesis; returns the Whisper
-        segments' end times."""
+        segments' end times. Without ``beam_size``, the governor picks the beam."""
+        governed = beam_size is None
+        beam = self.beam.beam_size if beam_size is None else beam_size
         options = self._decode_options.replace(
-            initial_prompt=self._prompt(),
-            language=self.language,
-            beam_size=beam_size or self._decode_options.beam_size,
+            initial_prompt=self._prompt(), language=self.language, beam_size=beam
         )
         started = time.perf_counter()
         transcript = self.model.transcribe(self._buffer[:upto], options)
+        seconds = time.perf_counter() - started
+        if governed:
+            self.beam.record(seconds)
         self.stats.decodes += 1
-        self.stats.decode_seconds += time.perf_counter() - started
+        if beam < self._decode_options.beam_size:
+            self.stats.greedy_decodes += 1
+        self.stats.decode_seconds += seconds
         if self.language is None and transcript.segments and transcript.language.language:
             self.language = transcript.language.language  # later decodes keep this language
             logger.info("stream language: %s", self.language)
@@ -346,9 +363,10 @@ class OnlineProcessor:
         ]
         self.policy.insert(words)
         logger.debug(
-            "decode: %.2f s of audio in %.2f s, temperature %s",
+            "decode: %.2f s of audio in %.2f s, beam %d, temperature %s",
             (self._buffer[:upto].size) / SAMPLE_RATE,
-            time.perf_counter() - started,
+            seconds,
+            beam,
             ",".join(f"{s.temperature:g}" for s in transcript.segments) or "-",
         )
         return [s.end + base for s in transcript.segments]

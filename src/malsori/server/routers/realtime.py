@@ -129,6 +129,7 @@ async def realtime(websocket: WebSocket) -> None:
             endpoint_silence_ms=rt.endpoint_silence_ms,
             encoder_window_s=rt.encoder_window_s,
             fallback=rt.fallback,
+            decode_budget_s=rt.decode_budget_s or None,
         )
         engine = OnlineProcessor(services.transcriber.model, options, streaming)
         await _Stream(websocket, services, engine, params, owner).run()

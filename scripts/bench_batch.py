@@ -81,13 +81,16 @@ def _fw_run(args: argparse.Namespace, files: list[str]) -> tuple[dict[str, str],
 
 
 def _malsori_run(args: argparse.Namespace, files: list[str]) -> tuple[dict[str, str], float]:
-    import malsori
-    from malsori.batch import BatchOptions, discover, run_batch
+    from malsori.batch import BatchOptions, discover, load_batch_model, run_batch
     from malsori.options import TranscribeOptions
     from malsori.results import Transcript
 
-    model = malsori.load_model(args.model, compute_type=args.compute_type, threads=args.threads)
     engine = "sequential" if args.engine == "malsori-sequential" else "packed"
+    # As `malsori batch` loads it: the same threads in all (two workers of half each on a CPU)
+    model = load_batch_model(
+        args.model, device="cpu", compute_type=args.compute_type, threads=args.threads,
+        engine=engine,
+    )  # fmt: skip
     options = TranscribeOptions()
     if args.engine == "malsori-plain":  # without the Korean stage (and its analyser's memory)
         options = options.replace(korean_spacing=False, korean_punctuation=False)

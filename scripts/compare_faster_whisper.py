@@ -55,6 +55,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for both (default: 2)")
     p.add_argument("--model", default="base", help="malsori model name or folder (default: base)")
     p.add_argument("--json", type=Path, default=None, help="also write both reports here")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed CTranslate2's random generators first: the clips whose decodes "
+                   "fail at temperature 0 are sampled at higher ones, by both systems; a seed "
+                   "makes a run repeatable (default: unseeded)")  # fmt: skip
     p.add_argument("--worst", type=int, default=5, metavar="N",
                    help="show the N clips where malsori loses most (default: 5)")  # fmt: skip
     return p.parse_args(argv)
@@ -176,6 +180,7 @@ def environment(args: argparse.Namespace, model: Any, n: int) -> list[str]:
         "- malsori: `model.transcribe(path, TranscribeOptions())` (defaults)",
         f"- {versions}; Python {platform.python_version()}; {platform.machine()}, "
         f"{os.cpu_count()} CPUs",
+        f"- random seed: {args.seed if args.seed is not None else 'none'}",
         "- language detected by both (lang-ID accuracy: detected == manifest language); RTFx = "
         "total audio seconds / total transcription seconds, after one untimed warm-up clip",
         "",
@@ -192,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         languages=languages,
         limit_per_language=args.limit_per_language,
     )
+    if args.seed is not None:
+        import ctranslate2
+
+        # Each model thread seeds its generator from this on its first sampling decode.
+        ctranslate2.set_random_seed(args.seed)
     model = load_model(args.model, device="cpu", threads=args.threads)
     whisper = WhisperModel(
         model.info.path, device="cpu", compute_type="int8", cpu_threads=args.threads

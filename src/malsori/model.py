@@ -81,9 +81,10 @@ class ModelInfo:
     source: str
     device: str
     compute_type: str
-    threads: int
+    threads: int  # CPU threads of each worker
     multilingual: bool
     load_seconds: float
+    workers: int = 1  # model calls that run at once (CTranslate2 replicas)
 
 
 class Model:
@@ -185,6 +186,7 @@ def load_model(
         threads=n_threads,
         multilingual=bool(whisper.model.is_multilingual),
         load_seconds=seconds,
+        workers=workers,
     )
     logger.info("loaded %s from %s on %s/%s in %.2f s", info.name, info.path, dev, ctype, seconds)
     return Model(whisper, info)

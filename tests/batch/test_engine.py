@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from malsori.batch import BatchOptions, discover, run_batch
+from malsori.batch import BatchOptions, discover, load_batch_model, run_batch
 from malsori.batch.engine import PackedEngine
 from malsori.batch.inputs import BatchInput
 from malsori.errors import MalsoriError
@@ -123,3 +123,47 @@ def test_ctrl_c_in_the_packed_engine_keeps_what_is_finished(
     assert not list(out.rglob("*.tmp"))
     again = run_batch(model, discover([src]), TranscribeOptions(), batch)
     assert (again.skipped, again.done, len(again.failed)) == (1, 2, 1)
+
+
+@pytest.fixture(scope="module")
+def two_lanes():  # type: ignore[no-untyped-def]
+    """``base`` as ``malsori batch`` loads it on a CPU: two workers of one thread each."""
+    model = load_batch_model("base", device="cpu", threads=2)
+    assert model.info.workers == 2 and model.info.threads == 1
+    return model
+
+
+def test_two_batches_at_once_give_every_file_its_own_words(audio: Audio, two_lanes) -> None:  # type: ignore[no-untyped-def]
+    paths = [audio.english, audio.spanish, audio.english, audio.silence, audio.french,
+             audio.english, audio.truncated_wav, audio.mp3]  # fmt: skip
+    items = [BatchInput(p, f"{i}") for i, p in enumerate(paths)]
+    results: dict[int, Transcript | MalsoriError] = {}
+    engine = PackedEngine(two_lanes, TranscribeOptions(), batch_size=2, workers=2)
+    assert (engine.lanes, engine.lane_batch) == (2, 1)
+    engine.run(items, lambda i, r: results.__setitem__(i, r))
+    assert sorted(results) == list(range(len(paths)))
+    for i in (0, 2, 5, 7):
+        t = results[i]
+        assert isinstance(t, Transcript) and set(ENGLISH_WORDS) <= words_of(t.text), t
+        check_invariants(t)
+    assert isinstance(results[1], Transcript) and results[1].language.language == "es"
+    assert isinstance(results[6], MalsoriError)
+    assert engine.stats.untimed == 0  # short clips keep Whisper's timestamps
+
+
+def test_a_long_file_is_decoded_without_timestamps_and_cut_at_its_sentences(
+    audio: Audio, two_lanes
+) -> None:  # type: ignore[no-untyped-def]
+    results: dict[int, Transcript | MalsoriError] = {}
+    engine = PackedEngine(two_lanes, TranscribeOptions(), batch_size=8, workers=2)
+    engine.run([BatchInput(audio.long, "long")], lambda i, r: results.__setitem__(i, r))  # type: ignore[arg-type]
+    long = results[0]
+    assert isinstance(long, Transcript)
+    assert engine.stats.untimed == engine.stats.windows > 0
+    check_invariants(long)
+    for (_, expected), near in zip(LONG_SENTENCES, (10.0, 70.0, 130.0), strict=True):
+        hits = [s for s in long.segments if set(expected) & words_of(s.text)]
+        assert hits, (expected, long.text)
+        assert all(abs(s.start - near) < 3.0 for s in hits), [(s.start, s.text) for s in hits]
+    assert all(s.end - s.start <= 11.0 for s in long.segments)  # caption-sized segments
+    assert not long.segments[0].words  # word timestamps were not asked for

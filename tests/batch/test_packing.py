@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from malsori.audio import SAMPLE_RATE
-from malsori.batch.decoder import WindowResult, parse_tokens
+from malsori.batch.decoder import (
+    EARLY_END_S,
+    MAX_SEGMENT_S,
+    DecodedSegment,
+    WindowResult,
+    parse_tokens,
+    split_untimed,
+)
 from malsori.batch.engine import _lost, _unfinished
 from malsori.batch.lid import _context
 from malsori.batch.packing import (
@@ -98,12 +105,13 @@ def test_a_full_window_closes_at_once() -> None:
 def test_split_region_cuts_long_speech_at_quiet_points() -> None:
     rng = np.random.default_rng(0)
     audio = rng.normal(0, 0.3, 75 * SR).astype(np.float32)
-    audio[int(25 * SR) : int(25.3 * SR)] = 0  # a pause inside the last quarter of the limit
+    audio[int(27 * SR) : int(27.3 * SR)] = 0  # a pause inside the last tenth of the limit
+    audio[int(22 * SR) : int(22.3 * SR)] = 0  # one earlier: the windows are filled past it
     ranges = split_region(audio)
     assert ranges[0][0] == 0 and ranges[-1][1] == audio.size
     assert all(b - a <= USABLE_SAMPLES for a, b in ranges)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous, no overlap
-    assert 25 * SR <= ranges[0][1] <= 25.3 * SR  # the first cut lands in the pause
+    assert 27 * SR <= ranges[0][1] <= 27.3 * SR  # the first cut lands in the late pause
     assert split_region(audio[: 10 * SR]) == [(0, 10 * SR)]
 
 
@@ -201,3 +209,67 @@ def test_pieces_that_got_no_text_or_were_cut_off_go_again() -> None:
 def test_language_detection_context_fits_the_speech() -> None:
     assert [_context(f) for f in (50, 1000, 1001, 2600, 3000, 4000)] == [
         1000, 1000, 1500, 3000, 3000, 3000]  # fmt: skip
+
+
+def word(start: float, end: float, text: str) -> dict[str, object]:
+    return {"start": start, "end": end, "word": text, "probability": 0.9}
+
+
+def untimed(words: list[dict[str, object]], content_end: float) -> WindowResult:
+    text = "".join(str(w["word"]) for w in words)
+    result = WindowResult([1, 2, 3], -0.2, 0.01, 1.2, 0.0)
+    result.segments = [DecodedSegment(0.0, content_end, [1, 2, 3], text, words)]
+    split_untimed(result, content_end)
+    return result
+
+
+def test_a_window_decoded_without_timestamps_is_cut_at_sentences_and_pauses() -> None:
+    words = [
+        word(0.5, 0.9, " 안녕하세요."), word(1.0, 1.6, " 오늘은"), word(1.7, 2.2, " 날씨가"),
+        word(3.8, 4.3, " 좋네요"), word(4.4, 5.0, " 정말"), word(5.1, 5.6, " 좋아요?"),
+    ]  # fmt: skip
+    result = untimed(words, content_end=6.0)
+    segments = [(s.start, s.end, s.text) for s in result.segments]
+    assert segments == [
+        (0.5, 0.9, " 안녕하세요."),  # a sentence end
+        (1.0, 2.2, " 오늘은 날씨가"),  # a pause of 1.6 s
+        (3.8, 5.6, " 좋네요 정말 좋아요?"),
+    ]
+    assert all(s.words and s.text == "".join(w["word"] for w in s.words) for s in result.segments)
+    assert result.complete_until is None  # the words reach the end of the speech
+    # A long sentence without a pause is cut at the segment length limit.
+    many = [word(i * 0.5, i * 0.5 + 0.4, f" w{i}") for i in range(50)]
+    long = untimed(many, content_end=25.0)
+    assert len(long.segments) >= 3
+    assert all(s.end - s.start <= MAX_SEGMENT_S + 0.5 for s in long.segments)  # + one word
+    assert "".join(s.text for s in long.segments) == "".join(str(w["word"]) for w in many)
+
+
+def test_a_window_without_timestamps_that_stops_early_is_resumed_after_its_last_word() -> None:
+    early = untimed([word(0.5, 3.0, " 시작"), word(3.1, 9.5, " 했다가.")], content_end=24.0)
+    assert early.complete_until == pytest.approx(9.5)
+    w = make_window()
+    redo = _unfinished(w.placements, early)
+    assert redo and all(p.start >= 0 for p in redo.values())
+    done = untimed([word(0.5, 3.0, " 끝까지"), word(3.1, 23.0, " 했다.")], content_end=24.0)
+    assert done.complete_until is None  # the last word ends within EARLY_END_S of the speech
+    assert EARLY_END_S == 2.0
+
+
+def test_only_a_long_recordings_own_speech_is_one_recording() -> None:
+    def long_piece(file: int, seconds: float) -> Piece:
+        p = piece(file, seconds)
+        p.long_form = True
+        return p
+
+    alone = Window("ko")
+    alone.add(long_piece(1, 20.0))
+    alone.add(long_piece(1, 5.0))
+    assert alone.one_recording
+    shared = Window("ko")
+    shared.add(long_piece(1, 10.0))
+    shared.add(long_piece(2, 10.0))
+    assert not shared.one_recording  # two files: timestamps tell them apart
+    short = Window("ko")
+    short.add(piece(3, 5.0))
+    assert not short.one_recording  # a short clip is decoded as transcribe decodes it

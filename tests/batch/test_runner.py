@@ -190,3 +190,12 @@ def test_the_packed_engine_refuses_decoding_without_timestamps(tmp_path: Path) -
     ):
         with pytest.raises(MalsoriError, match="sequential"):
             make_engine(object(), options, BatchOptions(output_dir=tmp_path))  # type: ignore[arg-type]
+
+
+def test_on_a_cpu_the_packed_engine_gets_two_model_workers_of_half_the_threads() -> None:
+    from malsori.batch.runner import model_layout
+
+    assert model_layout("cpu", 2) == (2, 1)
+    assert model_layout("cpu", 8) == (2, 4)
+    assert model_layout("cpu", 1) == (1, 1)  # one thread cannot be shared
+    assert model_layout("cpu", 4, engine="sequential") == (1, 4)  # one file at a time

@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 from .inputs import BatchInput, discover
-from .runner import BatchOptions, run_batch
+from .runner import BatchOptions, load_batch_model, run_batch
 from .summary import BatchSummary, FileOutcome
 
-__all__ = ["BatchInput", "BatchOptions", "BatchSummary", "FileOutcome", "discover", "run_batch"]
+__all__ = [
+    "BatchInput", "BatchOptions", "BatchSummary", "FileOutcome", "discover", "load_batch_model",
+    "run_batch",
+]  # fmt: skip

@@ -107,9 +107,11 @@ class TranscribeActor:
         batch: BatchOptions,
         plan: OutputPlan,
     ):
-        from ..model import load_model
+        from .runner import load_batch_model
 
-        self.model = load_model(model, device=device, compute_type=compute_type, threads=threads)
+        self.model = load_batch_model(
+            model, device=device, compute_type=compute_type, threads=threads, engine=batch.engine
+        )
         self.options = options
         self.batch = batch
         self.plan = plan  # the driver's: records must match what it checks on resume

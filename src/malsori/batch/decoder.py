@@ -9,6 +9,7 @@ fallback temperatures from ``TranscribeOptions``; only several windows go throug
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 TIME_PRECISION = 0.02  # seconds per timestamp token
 MAX_INITIAL_TIMESTAMP_S = 1.0
 LENGTH_PENALTY = 1.0
+# A window decoded without timestamps whose words end this long before its content does was
+# ended early by Whisper: what follows is decoded again (seconds).
+EARLY_END_S = 2.0
+MAX_SEGMENT_S = 10.0  # segments cut from an untimed window are at most this long (seconds)
 
 
 @dataclass
@@ -123,11 +128,16 @@ class WindowDecoder:
         # The decoding settings ``malsori transcribe`` passes to faster-whisper, from one place.
         self.kw = whisper_kwargs(options)
         self._tokenizers: dict[str, Any] = {}
+        self._lock = threading.Lock()  # batches are decoded from several threads
         self._suppress: list[int] | None = None
         self._initial: list[int] = []
         self.fallbacks = 0  # windows decoded again at a higher temperature
 
     def tokenizer(self, language: str) -> Any:
+        with self._lock:
+            return self._tokenizer(language)
+
+    def _tokenizer(self, language: str) -> Any:
         tok = self._tokenizers.get(language)
         if tok is None:
             from faster_whisper.tokenizer import Tokenizer
@@ -172,28 +182,51 @@ class WindowDecoder:
         parts = [np.asarray(self.whisper.encode(f[None])) for f in features]
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
 
-    def prompt(self, language: str) -> list[int]:
+    def prompt(self, language: str, timed: bool = True) -> list[int]:
         tok = self.tokenizer(language)
         prompt: list[int] = self.whisper.get_prompt(
-            tok, self._initial, without_timestamps=False, hotwords=self.kw["hotwords"]
+            tok, self._initial, without_timestamps=not timed, hotwords=self.kw["hotwords"]
         )
         return prompt
 
     def generate(
-        self, encoder_output: Any, languages: list[str], content_ends: list[float]
+        self,
+        encoder_output: Any,
+        languages: list[str],
+        content_ends: list[float],
+        timed: list[bool] | None = None,
     ) -> list[WindowResult]:
         """Decode every window of an encoded batch, falling back to higher temperatures for the
-        windows whose output is too repetitive or too unlikely."""
+        windows whose output is too repetitive or too unlikely. Windows not ``timed`` are
+        decoded without timestamp tokens, as one segment (``split_untimed`` cuts it after
+        alignment)."""
         n = len(languages)
-        prompts = [self.prompt(lang) for lang in languages]
-        tries: dict[int, list[WindowResult]] = {i: [] for i in range(n)}
+        timed = [True] * n if timed is None else timed
+        prompts = [self.prompt(lang, t) for lang, t in zip(languages, timed, strict=True)]
         final: dict[int, WindowResult] = {}
-        pending = list(range(n))
+        # One call per kind of prompt: CTranslate2 needs the same task tokens across a batch.
+        for kind in sorted(set(timed)):
+            group = [i for i in range(n) if timed[i] == kind]
+            final.update(self._with_fallback(encoder_output, n, group, prompts))
+        out = [final[i] for i in range(n)]
+        for i, result in enumerate(out):
+            self._split(result, self.tokenizer(languages[i]), content_ends[i], timed[i])
+        return out
+
+    def _with_fallback(
+        self, encoder_output: Any, n: int, indices: list[int], prompts: list[list[int]]
+    ) -> dict[int, WindowResult]:
+        """The windows ``indices`` of a batch of ``n``, each at the first temperature that
+        passes Whisper's checks (or its likeliest non-repetitive try)."""
+        tries: dict[int, list[WindowResult]] = {i: [] for i in indices}
+        final: dict[int, WindowResult] = {}
+        pending = indices
         for temperature in self.kw["temperature"]:
             if not pending:
                 break
             if temperature > 0:
-                self.fallbacks += len(pending)
+                with self._lock:
+                    self.fallbacks += len(pending)
             results = self._generate_once(
                 take(encoder_output, pending, n), [prompts[i] for i in pending], temperature
             )
@@ -207,10 +240,7 @@ class WindowDecoder:
             pending = still
         for i in pending:  # every temperature failed: the likeliest non-repetitive try
             final[i] = self._best_of_failed(tries[i])
-        out = [final[i] for i in range(n)]
-        for i, result in enumerate(out):
-            self._split(result, self.tokenizer(languages[i]), content_ends[i])
-        return out
+        return final
 
     def _generate_once(self, encoder_output: Any, prompts: list[list[int]], t: float) -> list[Any]:
         kw = self.kw
@@ -233,7 +263,8 @@ class WindowDecoder:
             max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / TIME_PRECISION),
             **kwargs,
         )
-        tok = next(iter(self._tokenizers.values()))
+        with self._lock:  # any tokenizer decodes text: the vocabulary is the model's
+            tok = next(iter(self._tokenizers.values()))
         results = []
         for r, prompt in zip(raw, prompts, strict=True):
             tokens = list(r.sequences_ids[0])
@@ -270,13 +301,18 @@ class WindowDecoder:
         best.temperature = tries[-1].temperature
         return best
 
-    def _split(self, result: WindowResult, tok: Any, content_end: float) -> None:
+    def _split(self, result: WindowResult, tok: Any, content_end: float, timed: bool) -> None:
         no_speech, logprob = self.kw["no_speech_threshold"], self.kw["log_prob_threshold"]
         skip = no_speech is not None and result.no_speech_prob > no_speech
         if logprob is not None and result.avg_logprob > logprob:
             skip = False
         if skip:
             result.silent = True
+            return
+        if not timed:
+            text = tok.decode(result.tokens)
+            if text.strip():
+                result.segments.append(DecodedSegment(0.0, content_end, result.tokens, text))
             return
         parts, result.complete_until = parse_tokens(
             result.tokens, tok.timestamp_begin, content_end, keep_open=not result.truncated
@@ -288,27 +324,57 @@ class WindowDecoder:
 
     def align(
         self, encoder_output: Any, results: list[WindowResult], languages: list[str],
-        only: list[int],
+        content_ends: list[float], only: list[int],
     ) -> None:  # fmt: skip
-        """Word timings (window time) for every segment of the windows ``only`` of a batch."""
-        batch = [i for i in only if results[i].segments]
-        if not batch:
-            return
-        segs: list[list[dict[str, Any]]] = [
-            [{"start": s.start, "end": s.end, "tokens": s.tokens, "seek": 0}
-             for s in results[i].segments]
-            for i in batch
-        ]  # fmt: skip
-        # One tokenizer serves the alignment: it only needs the shared special tokens.
-        self.whisper.add_word_timestamps(
-            segs,
-            self.tokenizer(languages[batch[0]]),
-            take(encoder_output, batch, len(results)),
-            [int(WINDOW_S * self.whisper.frames_per_second)] * len(batch),
-            "\"'“¿([{-",
-            "\"'.。,，!！?？:：”)]}、",
-            0.0,
-        )
-        for i, window_segs in zip(batch, segs, strict=True):
-            for seg, aligned in zip(results[i].segments, window_segs, strict=True):
+        """Word timings (window time) for every segment of the windows ``only`` of a batch.
+
+        One window at a time, over its content's frames: CTranslate2 aligns a batch padded to
+        its longest window, which took twice as long (8 windows of ``base``: 0.82 s against
+        0.41 s one by one).
+        """
+        for i in only:
+            segments = results[i].segments
+            if not segments:
+                continue
+            subsegments: list[dict[str, Any]] = [
+                {"start": s.start, "end": s.end, "tokens": s.tokens, "seek": 0} for s in segments
+            ]
+            frames = min(int(WINDOW_S * 100), int(content_ends[i] * 100) + 100)
+            # Any tokenizer serves the alignment: it only needs the shared special tokens.
+            self.whisper.add_word_timestamps(
+                [subsegments],
+                self.tokenizer(languages[i]),
+                take(encoder_output, [i], len(results)),
+                [frames + frames % 2],
+                "\"'“¿([{-",
+                "\"'.。,，!！?？:：”)]}、",
+                0.0,
+            )
+            for seg, aligned in zip(segments, subsegments, strict=True):
                 seg.words = list(aligned.get("words", []))
+
+
+def split_untimed(result: WindowResult, content_end: float) -> None:
+    """A window decoded without timestamps, once aligned: its one segment cut into caption
+    segments at sentence ends, pauses and length limits (the rules of live captions), and
+    ``complete_until`` set when its words stop well before its speech does (Whisper without
+    timestamps sometimes ends a window early: the rest is decoded again)."""
+    from ..streaming.captions import CaptionBuilder
+    from ..streaming.policy import TimedWord
+
+    words = [w for seg in result.segments for w in (seg.words or ())]
+    if not words:
+        return
+    builder = CaptionBuilder(max_seconds=MAX_SEGMENT_S)
+    builder.add([TimedWord(w["start"], w["end"], w["word"], w["probability"]) for w in words])
+    builder.close()
+    result.segments = [
+        DecodedSegment(
+            seg.start, seg.end, [], seg.text,
+            [{"start": w.start, "end": w.end, "word": w.word, "probability": w.probability}
+             for w in seg.words],
+        )
+        for seg in builder.segments
+    ]  # fmt: skip
+    if content_end - words[-1]["end"] > EARLY_END_S:
+        result.complete_until = float(words[-1]["end"])

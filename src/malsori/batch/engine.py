@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,12 +29,13 @@ from ..hallucination import SpeechProbe
 from ..options import TranscribeOptions
 from ..results import LanguageInfo, Transcript
 from ..transcribe import Assembler, no_speech_language
-from .decoder import DecodedSegment, WindowDecoder, WindowResult
+from .decoder import DecodedSegment, WindowDecoder, WindowResult, split_untimed
 from .engine_api import Deliver, FileFailedError, internal_error
 from .inputs import BatchInput
 from .lid import LanguageDetector
 from .packing import (
     WINDOW_S,
+    WINDOW_SAMPLES,
     Packer,
     Piece,
     Placement,
@@ -66,11 +68,13 @@ class EngineStats:
     straddled: int = 0  # segments over two pieces, split by their words
     lost: int = 0  # pieces that got no text in a shared window and went again alone
     unfinished: int = 0  # pieces whose tail went again after an unfinished decode
+    untimed: int = 0  # windows of one recording, decoded without timestamps
 
     def describe(self) -> str:
         fill = self.speech_seconds / (self.windows * WINDOW_S) if self.windows else 0.0
         return (
-            f"{self.windows} windows ({fill:.0%} speech), {self.pieces} pieces, "
+            f"{self.windows} windows ({fill:.0%} speech, {self.untimed} without timestamps), "
+            f"{self.pieces} pieces, "
             f"{self.straddled} split by words, {self.lost} decoded again alone, "
             f"{self.unfinished} tails decoded again"
         )
@@ -104,6 +108,10 @@ class PackedEngine:
         self.options = options
         self.batch_size = batch_size
         self.workers = workers
+        # Batches decoded at once: one per model worker (``runner.model_layout``: two on a CPU).
+        # The windows in flight stay ``batch_size`` in all, and so does the memory they take.
+        self.lanes = max(1, min(getattr(model.info, "workers", 1), batch_size))
+        self.lane_batch = -(-batch_size // self.lanes)
         self.decoder = WindowDecoder(model, options)
         self.detector = LanguageDetector(self.decoder)
         self.stats = EngineStats()
@@ -116,18 +124,22 @@ class PackedEngine:
         self.awaiting_language: list[int] = []
         lookahead = max(240.0, 3 * self.batch_size * WINDOW_S)
         prefetch = Prefetcher(items, self.options, workers=self.workers, limit_s=lookahead)
+        pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="malsori-model")
         try:
-            self._loop(prefetch)
+            self._loop(prefetch, pool)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             prefetch.close()
         logger.info(
             "packed engine: %s, %d temperature fallbacks; languages: %d by the fast pass, "
-            "%d by the full one",
+            "%d by the full one; %d batches at once",
             self.stats.describe(), self.decoder.fallbacks, self.detector.fast, self.detector.full,
+            self.lanes,
         )  # fmt: skip
 
-    def _loop(self, prefetch: Prefetcher) -> None:
-        b = self.batch_size
+    def _loop(self, prefetch: Prefetcher, pool: ThreadPoolExecutor) -> None:
+        b, lane = self.batch_size, self.lane_batch
+        running: dict[Future[list[WindowResult]], tuple[list[Window], float]] = {}
         while True:
             # Take in what is prepared, but only while the model has too little to do: the
             # buffer behind stays bounded and the decoding threads wait.
@@ -139,12 +151,28 @@ class PackedEngine:
                 self._accept(item)
             exhausted = prefetch.exhausted
             if self.awaiting_language and (
-                exhausted or self.packer.ready < b or len(self.awaiting_language) >= b
+                exhausted or self.packer.ready < lane or len(self.awaiting_language) >= b
             ):
                 self._detect_languages()
                 continue
-            if self.packer.ready >= b or (exhausted and self.packer.pending):
-                self._decode(self.packer.take(b, flush=exhausted, max_age=MAX_WINDOW_AGE))
+            free = len(running) < self.lanes
+            if free and (self.packer.ready >= lane or (exhausted and self.packer.pending)):
+                size = lane
+                if exhausted:  # the last windows: shared out among the idle lanes
+                    idle = self.lanes - len(running)
+                    size = max(1, min(lane, -(-self.packer.pending // idle)))
+                windows = self.packer.take(size, flush=exhausted, max_age=MAX_WINDOW_AGE)
+                if windows:
+                    future = pool.submit(self._run_model, windows)
+                    running[future] = (windows, time.perf_counter())
+                    continue
+            if running:
+                # Wait for a batch; with a lane free and more audio coming, only briefly, so
+                # that prepared audio is taken in and the free lane filled.
+                timeout = 0.05 if free and not exhausted else None
+                done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._collect(future, *running.pop(future))
                 continue
             if exhausted:
                 break
@@ -180,7 +208,8 @@ class PackedEngine:
     def _pack(self, state: _File, part: PreparedPart) -> None:
         assert state.language is not None
         for lo, hi in part.regions:
-            piece = Piece(state.index, part.part, part.start + lo, part.audio[lo:hi])
+            piece = Piece(state.index, part.part, part.start + lo, part.audio[lo:hi],
+                          long_form=part.audio.size > WINDOW_SAMPLES)  # fmt: skip
             self.packer.add(piece, state.language.language)
 
     def _detect_languages(self) -> None:
@@ -209,23 +238,25 @@ class PackedEngine:
 
     # --- model side ---------------------------------------------------------------------------
 
-    def _decode(self, windows: list[Window]) -> None:
-        if not windows:
-            return
-        started = time.perf_counter()
+    def _collect(
+        self, future: Future[list[WindowResult]], windows: list[Window], started: float
+    ) -> None:
+        """A decoded batch: its segments to their files; its files failed if the model did."""
         try:
-            results = self._run_model(windows)
+            results = future.result()
         except MODEL_ERRORS as e:  # a bad window must not stop the job: its files fail
             files = {p.piece.file for w in windows for p in w.placements}
             for index in sorted(files & set(self.files)):
                 self._fail(index, internal_error(self.items[index].source, e))
             return
-        elapsed = time.perf_counter() - started
+        # Model time, shared by the files of the batch (the lanes run side by side).
+        elapsed = (time.perf_counter() - started) / self.lanes
         total = sum(w.speech_seconds for w in windows) or 1.0
         touched: set[int] = set()
         for window, result in zip(windows, results, strict=True):
             touched |= self._distribute(window, result, elapsed / total)
             self.stats.windows += 1
+            self.stats.untimed += window.one_recording
             self.stats.pieces += len(window.placements)
             self.stats.speech_seconds += window.speech_seconds
             window.release()
@@ -234,17 +265,39 @@ class PackedEngine:
                 self._finish(self.files[index])
 
     def _run_model(self, windows: list[Window]) -> list[WindowResult]:
-        """Encode, decode (with fallback) and, where needed, align a batch of windows."""
+        """Encode, decode (with fallback) and, where needed, align a batch of windows (in a
+        model lane's thread: it reads the windows and touches no engine state).
+
+        A window that holds the speech of one recording only (a long file's) is decoded without
+        timestamp tokens and cut into segments by its aligned words: no timestamp tokens to
+        write, and no early stop at the last timestamp that leaves the window's tail to be
+        decoded again (``docs/batch.md``). Windows shared by several files keep the timestamps
+        that tell their files apart.
+        """
+        clock = [time.perf_counter()]
         features = np.stack([self.decoder.features(w.audio()) for w in windows])
         encoded = self.decoder.encode(features)
+        clock.append(time.perf_counter())
         languages = [w.language for w in windows]
-        results = self.decoder.generate(encoded, languages, [w.used / SAMPLE_RATE for w in windows])
+        ends = [w.used / SAMPLE_RATE for w in windows]
+        timed = [not w.one_recording for w in windows]
+        results = self.decoder.generate(encoded, languages, ends, timed)
+        clock.append(time.perf_counter())
         need_words = [
             i for i, (w, r) in enumerate(zip(windows, results, strict=True))
-            if self.options.word_timestamps or _straddles(w, r)
+            if self.options.word_timestamps or not timed[i] or _straddles(w, r)
         ]  # fmt: skip
         if need_words:
-            self.decoder.align(encoded, results, languages, need_words)
+            self.decoder.align(encoded, results, languages, ends, need_words)
+        for result, end, is_timed in zip(results, ends, timed, strict=True):
+            if not is_timed:
+                split_untimed(result, end)
+        clock.append(time.perf_counter())
+        logger.debug(
+            "%d windows (%d without timestamps): encoded in %.2f s, decoded in %.2f s, "
+            "aligned in %.2f s",
+            len(windows), timed.count(False), *np.diff(clock),
+        )  # fmt: skip
         return results
 
     def _distribute(self, window: Window, result: WindowResult, cost: float) -> set[int]:
@@ -394,7 +447,7 @@ def _lost(
         piece = p.piece
         if i in groups or i in redo or piece.audio is None:
             continue
-        lost[i] = Piece(piece.file, piece.part, piece.start, piece.audio, piece.retries, True)
+        lost[i] = replace(piece, solo=True)
     return lost
 
 
@@ -408,7 +461,7 @@ def _unfinished(placements: list[Placement], result: WindowResult) -> dict[int, 
         piece = p.piece
         if piece.retries >= MAX_RETRIES or piece.audio is None or skip >= piece.length:
             continue
-        redo[index[id(p)]] = Piece(
-            piece.file, piece.part, piece.start + skip, piece.audio[skip:], piece.retries + 1
+        redo[index[id(p)]] = replace(
+            piece, start=piece.start + skip, audio=piece.audio[skip:], retries=piece.retries + 1
         )
     return redo

@@ -69,6 +69,35 @@ class BatchOptions:
             raise InvalidOptionError(f"output folder {self.output_dir} is a file")
 
 
+def model_layout(device: str, threads: int, engine: str = "packed") -> tuple[int, int]:
+    """(model workers, CPU threads each) for a batch job on ``device`` with ``threads`` CPU
+    threads in all (0: every core).
+
+    On a CPU the packed engine decodes two batches at once, each on half of the threads:
+    CTranslate2's beam search gains little from a second thread (a batch of 8 windows of
+    ``base``: 3.5 s on one thread, 3.2-3.4 s on two), while two batches side by side on one
+    thread each do 16 windows in 8.8 s against 11.0 s one after the other on two threads (encoder
+    and decoder; ``docs/batch.md``). On a GPU, and for the sequential engine, one worker.
+    """
+    from ..model import default_threads, resolve_device
+
+    total = threads or default_threads()
+    if engine != "packed" or resolve_device(device) != "cpu" or total < 2:
+        return 1, total
+    return 2, total // 2
+
+
+def load_batch_model(
+    name: str, *, device: str = "auto", compute_type: str = "auto", threads: int = 0,
+    engine: str = "packed",
+) -> Model:  # fmt: skip
+    """The model for a batch job, loaded with the workers ``model_layout`` gives."""
+    from ..model import load_model
+
+    workers, each = model_layout(device, threads, engine)
+    return load_model(name, device=device, compute_type=compute_type, threads=each, workers=workers)
+
+
 def make_engine(model: Model, options: TranscribeOptions, batch: BatchOptions) -> Engine:
     if batch.engine == "sequential":
         from .sequential import SequentialEngine

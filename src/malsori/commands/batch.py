@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..batch.inputs import discover
 from ..batch.progress import Progress
-from ..batch.runner import ENGINES, LOG_FILE, BatchOptions, run_batch
+from ..batch.runner import ENGINES, LOG_FILE, BatchOptions, load_batch_model, run_batch
 from ..batch.summary import FileOutcome
-from ..cli import add_decode_arguments, add_model_arguments, load_model_from_args, options_from_args
+from ..cli import add_decode_arguments, add_model_arguments, options_from_args
 from ..errors import OutputError
 from ..writers import FORMATS, parse_formats
 
@@ -156,7 +156,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
                 started=started, progress=progress, on_outcome=report,
             )  # fmt: skip
         else:
-            model = load_model_from_args(args)
+            model = load_batch_model(
+                args.model, device=args.device, compute_type=args.compute_type,
+                threads=args.threads, engine=args.engine,
+            )  # fmt: skip
             summary = run_batch(
                 model, items, options, batch,
                 progress=progress, on_outcome=report, started=started,

@@ -180,6 +180,7 @@ def run_file(
     streaming = StreamingOptions(
         min_chunk_s=args.min_chunk,
         trim_s=args.trim,
+        commit_guard_s=args.guard,
         encoder_window_s=encoder_window_s,
         fallback=args.fallback,
         decode_budget_s=args.decode_budget or None,
@@ -246,6 +247,9 @@ def main() -> int:
     )
     p.add_argument("--min-chunk", type=float, default=0.5)
     p.add_argument("--trim", type=float, default=StreamingOptions.trim_s, help="trim_s")
+    p.add_argument(
+        "--guard", type=float, default=StreamingOptions.commit_guard_s, help="commit_guard_s"
+    )
     p.add_argument("--fallback", action="store_true", help="temperature fallback in decodes")
     p.add_argument(
         "--encoder-windows", default="15,30", help="encoder windows (s), each run on every file"

@@ -86,8 +86,11 @@ class StreamingOptions:
     # Padding kept around speech by the utterance detector (ms).
     speech_pad_ms: int = 100
     # Words ending this close to the end of the audio are not committed yet, even when two
-    # decodes agree: they are often a word cut in half (seconds).
-    commit_guard_s: float = 0.3
+    # decodes agree (seconds): the last word may be cut in half, and Whisper hears a word
+    # reliably only with some audio after it. With 0.3 s, two decodes of a second or two of
+    # Korean agreed on words that later decodes heard otherwise ("있어 주지" as "써주지"); 0.8 s
+    # costs about 0.25 s of latency (scripts/bench_streaming.py, docs/streaming.md).
+    commit_guard_s: float = 0.8
     # Characters of committed text (already out of the buffer) used as the decoder's prompt.
     prompt_chars: int = 200
     # Seconds of audio the encoder sees, at least (TranscribeOptions.encoder_window_s): None

@@ -4,6 +4,8 @@ beam-search call, temperature fallback for the windows that need it, word timing
 The decoding rules are faster-whisper's (``WhisperModel.generate_with_fallback``): the same
 prompt, suppressed tokens, compression-ratio and log-probability checks, no-speech skip and
 fallback temperatures from ``TranscribeOptions``; only several windows go through each call.
+Windows can be decoded without timestamp tokens (one segment each, as faster-whisper's batched
+pipeline decodes): ``split_untimed`` then cuts it into segments by its aligned words.
 """
 
 from __future__ import annotations

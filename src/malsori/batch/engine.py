@@ -3,10 +3,13 @@
 - Worker threads decode audio and run VAD ahead of the model (``prepare``).
 - The language of each file is detected from its first speech, in batches (``lid``).
 - Speech regions of many files (same language) are packed into shared 30 s windows
-  (``packing``) and windows are decoded in batches (``decoder``).
+  (``packing``) and windows are decoded in batches (``decoder``), one batch per model worker at
+  once (two on a CPU, ``runner.model_layout``).
 - Segments go back to their file by Whisper's timestamps (word alignment splits a segment that
   straddles two files), then through the same defences as ``malsori transcribe``
-  (``malsori.transcribe.Assembler``), one file at a time, in order.
+  (``malsori.transcribe.Assembler``), one file at a time, in order. A window holding only one
+  long recording's speech needs no timestamps to tell files apart: it is decoded without them
+  and cut into segments by its aligned words.
 
 Decoding rules are the same as ``transcribe``'s except that windows are independent: the previous
 window's text is not used as a prompt (each window has ``initial_prompt`` and ``hotwords``).
@@ -110,7 +113,7 @@ class PackedEngine:
         self.workers = workers
         # Batches decoded at once: one per model worker (``runner.model_layout``: two on a CPU).
         # The windows in flight stay ``batch_size`` in all, and so does the memory they take.
-        self.lanes = max(1, min(getattr(model.info, "workers", 1), batch_size))
+        self.lanes = max(1, min(model.info.workers, batch_size))
         self.lane_batch = -(-batch_size // self.lanes)
         self.decoder = WindowDecoder(model, options)
         self.detector = LanguageDetector(self.decoder)

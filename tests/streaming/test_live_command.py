@@ -110,3 +110,17 @@ def test_live_replays_a_file_and_writes_the_transcript(
 
 def test_live_rejects_a_bad_speed(fox: Path) -> None:
     assert cli.main(["live", "--file", str(fox), "--speed", "0"]) == 2
+
+
+def test_a_caption_line_that_starts_at_zero_is_printed_from_zero() -> None:
+    import io
+
+    from malsori.commands.live import _Display
+    from malsori.results import Word
+    from malsori.streaming import Final
+
+    out = io.StringIO()
+    display = _Display(out, io.StringIO(), show_partial=False)
+    display(Final(" Hello", 0.0, 0.6, (Word(0.0, 0.6, " Hello", 0.9),), 0, False))
+    display(Final(" world.", 3.7, 4.2, (Word(3.7, 4.2, " world.", 0.9),), 0, True))
+    assert out.getvalue().startswith("[00:00.000 --> 00:04.200]"), out.getvalue()

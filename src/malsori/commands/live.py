@@ -125,8 +125,10 @@ class _Display:
             if event.segment_end:
                 self._clear()
                 text = "".join(self.line)
+                # A line that starts at 0.0 s starts there: not "unset" (falsy)
+                start = event.start if self.line_start is None else self.line_start
                 if text.strip():
-                    self.out.write(segment_line(self.line_start or event.start, event.end, text))
+                    self.out.write(segment_line(start, event.end, text))
                     self.out.write("\n")
                     self.out.flush()
                 self.line, self.line_start = [], None

@@ -9,6 +9,9 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 # Headless browsers for the web page's tests (tests/web, driven by Playwright).
 command -v chromium >/dev/null || need+=(chromium)
 command -v firefox-esr >/dev/null || need+=(firefox-esr)
+# A Hangul font, so that the browsers draw the page's Korean (its name, Korean transcripts) in
+# the tests' screenshots instead of empty boxes.
+fc-list :lang=ko 2>/dev/null | grep -q . || need+=(fonts-nanum)
 # PortAudio for microphone capture in `malsori live` (the sounddevice package loads it).
 ldconfig -p | grep -q libportaudio || need+=(libportaudio2)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -196,48 +196,45 @@ def test_each_decode_is_one_pass_with_a_short_encoder_window_on_a_cpu() -> None:
     assert decoder.seen and all(o.temperature == DEFAULT_TEMPERATURES for o in decoder.seen)
 
 
+@dataclass
+class BeamRecorder(ScriptedDecoder):
+    """Records the beam of every decode; each takes ``delay_s``."""
+
+    delay_s: float = 0.0
+    beams: list[int] = field(default_factory=list)
+
+    def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
+        assert options is not None
+        self.beams.append(options.beam_size)
+        time.sleep(self.delay_s)
+        return super().transcribe(source, options)
+
+
+def stream_four_seconds(decoder: ScriptedDecoder, options: TranscribeOptions,
+                        streaming: StreamingOptions) -> OnlineProcessor:  # fmt: skip
+    engine = OnlineProcessor(decoder, options, streaming)
+    for i in range(0, 4 * SAMPLE_RATE, SAMPLE_RATE // 2):
+        engine.insert_audio_chunk(ramp(i, SAMPLE_RATE // 2))
+        engine.process_iter()
+    engine.finish()
+    return engine
+
+
 def test_the_decode_that_ends_an_utterance_uses_the_endpoint_beam() -> None:
-    @dataclass
-    class Recording(ScriptedDecoder):
-        beams: list[int] = field(default_factory=list)
-
-        def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
-            assert options is not None
-            self.beams.append(options.beam_size)
-            return super().transcribe(source, options)
-
     for endpoint_beam, last in [(5, 5), (None, 1)]:
-        decoder = Recording(script_of(12))
+        decoder = BeamRecorder(script_of(12))
         streaming = StreamingOptions(vad=False, endpoint_beam_size=endpoint_beam)
-        engine = OnlineProcessor(decoder, TranscribeOptions(language="en", beam_size=1), streaming)
-        for i in range(0, 4 * SAMPLE_RATE, SAMPLE_RATE // 2):
-            engine.insert_audio_chunk(ramp(i, SAMPLE_RATE // 2))
-            engine.process_iter()
-        engine.finish()
+        stream_four_seconds(decoder, TranscribeOptions(language="en", beam_size=1), streaming)
         assert len(decoder.beams) >= 3
         assert decoder.beams[:-1] == [1] * (len(decoder.beams) - 1)  # partial hypotheses: greedy
         assert decoder.beams[-1] == last  # final at once: the careful decode
 
 
 def test_slow_decodes_make_the_stream_decode_greedily() -> None:
-    @dataclass
-    class Slow(ScriptedDecoder):
-        beams: list[int] = field(default_factory=list)
-
-        def transcribe(self, source: Any, options: TranscribeOptions | None = None) -> Transcript:
-            assert options is not None
-            self.beams.append(options.beam_size)
-            time.sleep(0.02)  # slower than the budgets below
-            return super().transcribe(source, options)
-
     for budget, beams in [(0.001, [5, 1, 1]), (None, [5, 5, 5])]:
-        decoder = Slow(script_of(12))
+        decoder = BeamRecorder(script_of(12), delay_s=0.02)  # slower than the budget
         streaming = StreamingOptions(vad=False, decode_budget_s=budget)
-        engine = OnlineProcessor(decoder, TranscribeOptions(language="en"), streaming)
-        for i in range(0, 4 * SAMPLE_RATE, SAMPLE_RATE // 2):
-            engine.insert_audio_chunk(ramp(i, SAMPLE_RATE // 2))
-            engine.process_iter()
-        engine.finish()
+        engine = stream_four_seconds(decoder, TranscribeOptions(language="en"), streaming)
         assert decoder.beams[:3] == beams
         assert decoder.beams[-1] == 5  # the decode that ends the utterance keeps its beam
         assert engine.stats.greedy_decodes == decoder.beams.count(1)

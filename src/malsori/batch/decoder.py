@@ -184,7 +184,7 @@ class WindowDecoder:
         parts = [np.asarray(self.whisper.encode(f[None])) for f in features]
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
 
-    def prompt(self, language: str, timed: bool = True) -> list[int]:
+    def prompt(self, language: str, timed: bool) -> list[int]:
         tok = self.tokenizer(language)
         prompt: list[int] = self.whisper.get_prompt(
             tok, self._initial, without_timestamps=not timed, hotwords=self.kw["hotwords"]
@@ -196,14 +196,13 @@ class WindowDecoder:
         encoder_output: Any,
         languages: list[str],
         content_ends: list[float],
-        timed: list[bool] | None = None,
+        timed: list[bool],
     ) -> list[WindowResult]:
         """Decode every window of an encoded batch, falling back to higher temperatures for the
         windows whose output is too repetitive or too unlikely. Windows not ``timed`` are
         decoded without timestamp tokens, as one segment (``split_untimed`` cuts it after
         alignment)."""
         n = len(languages)
-        timed = [True] * n if timed is None else timed
         prompts = [self.prompt(lang, t) for lang, t in zip(languages, timed, strict=True)]
         final: dict[int, WindowResult] = {}
         # One call per kind of prompt: CTranslate2 needs the same task tokens across a batch.

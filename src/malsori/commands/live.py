@@ -160,7 +160,7 @@ def _list_devices() -> int:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from ..streaming import OnlineProcessor, StreamingOptions
+    from ..streaming import OnlineProcessor
     from ..streaming.driver import drive
     from ..streaming.sources import FileReplay, Microphone, pick_device
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .allocator import cap_malloc_arenas
 from .audio import AudioSource
 from .errors import InvalidOptionError, ModelLoadError
 from .options import TranscribeOptions
@@ -150,6 +151,7 @@ def load_model(
     ``threads`` is the number of CPU threads for CTranslate2 (0: every core this process may use).
     ``workers`` is how many ``transcribe`` calls from different threads run in parallel (each with
     ``threads`` threads); more calls wait their turn. The server sets it to its worker count.
+    The first call caps the C allocator's arenas for the process (``malsori.allocator``).
     Raises ModelNotFoundError / ModelDownloadError / ModelLoadError / InvalidOptionError.
     """
     if threads < 0:
@@ -162,6 +164,7 @@ def load_model(
     resolved: ResolvedModel = resolve(name_or_path, download=download)
     from ._whisper import WhisperModel
 
+    cap_malloc_arenas()  # before CTranslate2 starts its threads (see malsori.allocator)
     started = time.perf_counter()
     try:
         whisper = WhisperModel(

@@ -5,8 +5,8 @@ own, up to eight per core. CTranslate2's encoder and beam search, the prepare th
 decoding, Silero VAD) and the server's worker threads all allocate and free buffers of megabytes;
 memory freed in one thread's arena cannot serve another thread, so the process's resident memory
 climbs well above what it holds at any moment. Two arenas keep that in check at no measured cost
-in speed: ``malsori batch`` on a 13-minute recording with ``base`` peaked at 968 MiB with glibc's
-default and 788 MiB with two arenas, in 30.7 s and 29.3 s (``docs/batch.md``).
+in speed: ``malsori batch`` on a 13-minute recording with ``base`` on two cores peaked at 1297 MiB
+with glibc's default (16 arenas) and 1059 MiB with two, in 24.2 s and 22.4 s (``docs/batch.md``).
 
 ``cap_malloc_arenas`` is called by ``malsori.load_model``, before CTranslate2 starts its threads.
 A ``MALLOC_ARENA_MAX`` in the environment is the user's choice (glibc reads it at start) and is

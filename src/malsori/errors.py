@@ -91,3 +91,7 @@ class OutputError(MalsoriError, OSError):
     """An output file or folder cannot be written."""
 
     exit_code = 5
+
+
+class OutputBusyError(OutputError):
+    """Another batch job is writing to the same output folder."""

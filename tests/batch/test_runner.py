@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from malsori.batch import BatchOptions, discover, run_batch
-from malsori.batch.records import STATE_DIR, OutputPlan, finished_record
-from malsori.errors import AudioDecodeError, MalsoriError
+from malsori.batch.records import STATE_DIR, OutputPlan, finished_record, job_lock
+from malsori.cli import main
+from malsori.errors import AudioDecodeError, MalsoriError, OutputBusyError
 from malsori.options import TranscribeOptions
 from malsori.results import LanguageInfo, Segment, Transcript
 
@@ -199,3 +205,83 @@ def test_on_a_cpu_the_packed_engine_gets_two_model_workers_of_half_the_threads()
     assert model_layout("cpu", 8) == (2, 4)
     assert model_layout("cpu", 1) == (1, 1)  # one thread cannot be shared
     assert model_layout("cpu", 4, engine="sequential") == (1, 4)  # one file at a time
+
+
+# --- one job per output folder -------------------------------------------------------------
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time
+    from malsori.batch.records import job_lock
+    with job_lock(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(60)
+    """
+)
+
+posix = pytest.mark.skipif(os.name != "posix", reason="flock is POSIX")
+
+
+@pytest.fixture
+def other_job(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """Another process holding the job lock of ``tmp_path / "out"``."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    yield out, proc
+    proc.kill()
+    proc.wait()
+
+
+@posix
+def test_a_second_job_on_the_same_folder_stops_at_once(
+    tree: Path, other_job: tuple[Path, subprocess.Popen[str]]
+) -> None:
+    out, proc = other_job
+    model = FakeModel()
+    with pytest.raises(OutputBusyError, match=f"process {proc.pid}\\) is writing to"):
+        run(tree, out, model)
+    assert model.calls == [] and not (out / "summary.json").exists()
+
+
+@posix
+def test_a_killed_job_leaves_its_folder_free(
+    tree: Path, other_job: tuple[Path, subprocess.Popen[str]]
+) -> None:
+    out, proc = other_job
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    summary, _ = run(tree, out)
+    assert summary.done == 4
+
+
+@posix
+def test_the_lock_is_reentrant_in_one_process_and_freed_after(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with job_lock(out), job_lock(out):
+        pass
+    # free again: another process takes and holds it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@posix
+def test_the_command_refuses_a_busy_folder_before_loading_a_model(
+    tree: Path,
+    other_job: tuple[Path, subprocess.Popen[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, proc = other_job
+    # a model that does not exist: the lock is checked before any model is looked for
+    assert main(["batch", str(tree), "-o", str(out), "--model", "no-such-model"]) == 5
+    err = capsys.readouterr().err
+    assert f"another malsori batch job (process {proc.pid})" in err
+    assert not (out / "batch.log").exists()

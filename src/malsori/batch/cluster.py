@@ -23,8 +23,16 @@ from ..options import TranscribeOptions
 from ..results import Transcript
 from .inputs import BatchInput
 from .progress import Progress
-from .records import OutputPlan
-from .runner import BatchOptions, make_engine, plan_for, save_result, split_done, write_summary
+from .records import OutputPlan, job_lock
+from .runner import (
+    REPORTED,
+    BatchOptions,
+    make_engine,
+    plan_for,
+    save_result,
+    split_done,
+    write_summary,
+)
 from .summary import BatchSummary, FileOutcome
 
 logger = logging.getLogger(__name__)
@@ -171,46 +179,51 @@ def run_on_ray(
     progress: Progress | None = None,
     on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> BatchSummary:
-    """``run_batch`` on a Ray cluster: same outputs, records and summary."""
+    """``run_batch`` on a Ray cluster: same outputs, records, summary and job lock."""
     started = time.perf_counter() if started is None else started
     ray = import_ray()
     _connect(ray, ray_options)
-    model_name = _model_name(ray_options.model)
-    plan = plan_for(model_name, options, batch)
-    todo, outcomes = split_done(plan, items, batch.force)
-    bar = progress if progress is not None else Progress(enabled=False)
-    bar.start([i.source for i in todo])
-    actors, cpus, gpus, device = _placement(ray, ray_options)
-    logger.info("Ray: %d files on %d actors (%s, %g CPUs each)", len(todo), actors, device, cpus)
-    interrupted = False
-    try:
-        if todo:
-            placement = (actors, cpus, gpus, device)
-            for row in _dataset(ray, todo, options, batch, plan, ray_options, placement):
-                outcome = _outcome(row)
-                outcomes.append(outcome)
-                logger.info("%s %s%s", outcome.status, outcome.source,
-                            f": {outcome.error}" if outcome.error else "")  # fmt: skip
-                bar.advance(outcome.duration, failed=outcome.status == "failed")
-                if on_outcome is not None:
-                    on_outcome(outcome)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    done = len(outcomes) - (len(items) - len(todo))
-    summary = BatchSummary(
-        outcomes=tuple(outcomes),
-        wall_time=time.perf_counter() - started,
-        output_dir=str(batch.output_dir),
-        engine=f"{batch.engine} on ray",
-        model=model_name,
-        options=options.to_dict(),
-        interrupted=interrupted,
-        pending=len(todo) - done,
-    )
-    write_summary(summary, batch.output_dir)
-    return summary
+    with job_lock(batch.output_dir):  # the driver holds it; the actors only write files
+        model_name = _model_name(ray_options.model)
+        plan = plan_for(model_name, options, batch)
+        todo, outcomes = split_done(plan, items, batch.force)
+        bar = progress if progress is not None else Progress(enabled=False)
+        bar.start([i.source for i in todo])
+        actors, cpus, gpus, device = _placement(ray, ray_options)
+        logger.info(
+            "Ray: %d files on %d actors (%s, %g CPUs each)", len(todo), actors, device, cpus
+        )
+        interrupted = False
+        try:
+            if todo:
+                placement = (actors, cpus, gpus, device)
+                for row in _dataset(ray, todo, options, batch, plan, ray_options, placement):
+                    outcome = _outcome(row)
+                    outcomes.append(outcome)
+                    if outcome.status == "failed":
+                        logger.warning("failed: %s", outcome.failure, extra={REPORTED: True})
+                    else:
+                        logger.info("%s %s", outcome.status, outcome.source)
+                    bar.advance(outcome.duration, failed=outcome.status == "failed")
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        done = len(outcomes) - (len(items) - len(todo))
+        summary = BatchSummary(
+            outcomes=tuple(outcomes),
+            wall_time=time.perf_counter() - started,
+            output_dir=str(batch.output_dir),
+            engine=f"{batch.engine} on ray",
+            model=model_name,
+            options=options.to_dict(),
+            interrupted=interrupted,
+            pending=len(todo) - done,
+        )
+        write_summary(summary, batch.output_dir)
+        return summary
 
 
 def _dataset(

@@ -5,19 +5,26 @@ After every output of a file has been written (each atomically), a small JSON re
 record exists, names the same input (size and modification time), the same model and options,
 and every output it lists is present with the recorded size. A kill between the outputs and the
 record leaves no record, so the file is simply redone; nothing half-written is ever trusted.
+
+One job at a time writes to an output folder: ``job_lock`` holds ``.malsori-batch/lock`` (an
+advisory ``flock``, released by the system when the process ends, even by a kill), and a second
+job on the same folder stops at once with ``OutputBusyError``, naming the process that holds it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
+from ..errors import OutputBusyError, OutputError
 from ..results import Transcript
 from ..writers import get_writer, write_atomic, write_outputs
 from .inputs import BatchInput
@@ -26,6 +33,68 @@ logger = logging.getLogger(__name__)
 
 STATE_DIR = ".malsori-batch"
 RECORD_VERSION = 1
+LOCK_FILE = "lock"
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: jobs are not kept apart
+    fcntl = None  # type: ignore[assignment]
+
+_held: dict[Path, int] = {}  # lock files this process holds, with how many holders each
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def job_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``directory``'s job lock for the ``with`` block (creating the folder).
+
+    Re-entrant within a process (the command holds it around ``run_batch``, which takes it too);
+    raises ``OutputBusyError`` at once when another process holds it.
+    """
+    state = Path(directory) / STATE_DIR
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {state}: {e.strerror or e}") from e
+    path = (state / LOCK_FILE).resolve()
+    with _held_lock:
+        if path in _held or fcntl is None:
+            _held[path] = _held.get(path, 0) + 1
+            fd = None
+        else:
+            fd = _acquire(path, Path(directory))
+            _held[path] = 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held[path] -= 1
+            if not _held[path]:
+                del _held[path]
+                if fd is not None:
+                    os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _acquire(path: Path, directory: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise OutputError(f"cannot open the job lock {path}: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise OutputBusyError(
+            f"another malsori batch job (process {holder}) is writing to {directory}; "
+            "wait for it to end or choose another output folder"
+        ) from None
+    except OSError as e:  # a file system without locks: go on, as without fcntl
+        logger.warning("cannot lock %s (%s): jobs on this folder are not kept apart", path, e)
+        return fd
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ EngineName = Literal["packed", "sequential"]
 ENGINES: tuple[str, ...] = ("packed", "sequential")
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "batch.log"
+# A log record attribute: the batch command reports this record on screen in its own words.
+REPORTED = "malsori_reported"
 
 
 @dataclass(frozen=True)
@@ -156,14 +158,17 @@ def save_result(
                 result.processing_time,
             )  # fmt: skip
             return FileOutcome(str(item.source), "done", result.duration, record.language)
-    logger.warning("failed %s: %s", item.source, result)
-    return FileOutcome(
+    outcome = FileOutcome(
         str(item.source),
         "failed",
         error=str(result),
         error_type=type(result).__name__,
         exit_code=result.exit_code,
     )
+    # ``malsori batch`` shows failures on screen itself, above its progress bar: REPORTED keeps
+    # this record out of its console (not out of the log file, nor other handlers).
+    logger.warning("failed: %s", outcome.failure, extra={REPORTED: True})
+    return outcome
 
 
 def run_batch(
@@ -179,10 +184,24 @@ def run_batch(
     """Transcribe ``items`` into ``batch.output_dir``; write and return the summary.
 
     Ctrl-C stops the job cleanly: finished files stay saved and the summary says how many were
-    not reached (``interrupted``); the caller exits with 130.
+    not reached (``interrupted``); the caller exits with 130. One job at a time per output
+    folder: another one writing there raises ``OutputBusyError`` (``records.job_lock``).
     """
     started = time.perf_counter() if started is None else started
     options.check_model(multilingual=model.multilingual, model_name=model.name)
+    with records.job_lock(batch.output_dir):
+        return _run_locked(model, items, options, batch, progress, on_outcome, started)
+
+
+def _run_locked(
+    model: Model,
+    items: Sequence[BatchInput],
+    options: TranscribeOptions,
+    batch: BatchOptions,
+    progress: Progress | None,
+    on_outcome: Callable[[FileOutcome], None] | None,
+    started: float,
+) -> BatchSummary:
     plan = plan_for(model.name, options, batch)
     todo, outcomes = split_done(plan, items, batch.force)
     if outcomes:

@@ -25,6 +25,12 @@ class FileOutcome:
     error_type: str | None = None  # the exception class name
     exit_code: int = 0  # malsori.errors exit code of the failure
 
+    @property
+    def failure(self) -> str:
+        """One line for a failed file: its error, which names the file (else prefixed by it)."""
+        error = self.error or "failed"
+        return error if error.startswith(self.source) else f"{self.source}: {error}"
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source, "status": self.status}
         if self.duration:
@@ -121,7 +127,7 @@ class BatchSummary:
             f"audio: {hours:.3f} h in {_clock(self.wall_time)} (RTFx {self.rtfx:.1f})",
             f"languages: {langs}",
         ]
-        lines += [f"failed: {o.source}: {o.error}" for o in _first(self.failed, 20)]
+        lines += [f"failed: {o.failure}" for o in _first(self.failed, 20)]
         if len(self.failed) > 20:
             lines.append(f"... and {len(self.failed) - 20} more (see summary.json)")
         return "\n".join(lines)

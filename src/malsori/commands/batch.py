@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..batch.inputs import discover
 from ..batch.progress import Progress
-from ..batch.runner import ENGINES, LOG_FILE, BatchOptions, load_batch_model, run_batch
+from ..batch.records import job_lock
+from ..batch.runner import ENGINES, LOG_FILE, REPORTED, BatchOptions, load_batch_model, run_batch
 from ..batch.summary import FileOutcome
 from ..cli import add_decode_arguments, add_model_arguments, options_from_args
 from ..errors import OutputError
@@ -77,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def log_to_file(path: Path, verbose: bool) -> Iterator[None]:
     """Log malsori's INFO lines (DEBUG with --verbose) to ``path`` during the job.
 
-    The console keeps showing only what it showed before (warnings and errors).
+    The console keeps showing only what it showed before (warnings and errors), less the files
+    that failed: the command shows those itself, once.
     """
     log = logging.getLogger("malsori")
     try:
@@ -90,6 +92,7 @@ def log_to_file(path: Path, verbose: bool) -> Iterator[None]:
     old_level, old_propagate = log.level, log.propagate
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level)
+    console.addFilter(lambda record: not getattr(record, REPORTED, False))
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.addHandler(console)
@@ -109,7 +112,7 @@ def _reporter(progress: Progress, quiet: bool) -> Callable[[FileOutcome], None]:
     def report(outcome: FileOutcome) -> None:
         if quiet or outcome.status != "failed":
             return
-        line = f"malsori: failed: {outcome.error}"
+        line = f"malsori: failed: {outcome.failure}"
         if progress.active:
             progress.write(line)
         else:
@@ -136,7 +139,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
         batch.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create {batch.output_dir}: {e.strerror or e}") from e
-    with log_to_file(batch.output_dir / LOG_FILE, args.verbose):
+    # the lock first: a second job on this folder stops before it loads a model or logs a line
+    with job_lock(batch.output_dir), log_to_file(batch.output_dir / LOG_FILE, args.verbose):
         logging.getLogger(__name__).info("malsori batch: %d input files", len(items))
         progress = Progress(enabled=not args.quiet)
         report = _reporter(progress, args.quiet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from malsori.batch.decoder import (
     MAX_SEGMENT_S,
     DecodedSegment,
     WindowResult,
+    compression_ratio,
     parse_tokens,
+    shares_compression_ratio,
     split_untimed,
 )
 from malsori.batch.engine import _lost, _unfinished
@@ -82,18 +85,45 @@ def test_languages_are_never_mixed_in_a_window() -> None:
         assert all((f % 2 == 1) == (w.language == "ko") for f in files)
 
 
-def test_take_waits_for_full_windows_unless_flushed_or_old() -> None:
-    packer = Packer()
-    packer.add(piece(0, 5.0), "ko")
+def test_take_waits_for_full_windows_unless_flushed_or_kept_waiting_too_long() -> None:
+    packer = Packer(max_wait=3)
+    packer.add(piece(0, 5.0), "en")  # a language with few files
     assert packer.ready == 0 and packer.pending == 1
-    assert packer.take(4) == []
-    assert packer.take(4, max_age=3) == []  # age 2 now
-    assert packer.take(4, max_age=3) == []  # age 3
-    assert len(packer.take(4, max_age=3)) == 1  # older than 3 batches: sent half empty
-    packer.add(piece(1, 5.0), "ko")
+    assert packer.take(4) == [] and packer.take(4) == []  # asking again changes nothing
+    packer.add(piece(1, 28.5), "ko")  # full: closed at once
+    packer.add(piece(2, 28.5), "ko")
+    assert [w.language for w in packer.closed] == ["ko", "ko"]
+    packer.add(piece(3, 28.5), "ko")  # the third closed window: English has waited long enough
+    assert [w.language for w in packer.take(8)] == ["ko", "ko", "ko", "en"]
+    packer.add(piece(4, 5.0), "ko")
     assert len(packer.take(4, flush=True)) == 1
     with pytest.raises(ValueError):
-        packer.add(piece(2, 29.5), "ko")
+        packer.add(piece(5, 29.5), "ko")
+
+
+def test_packing_depends_on_the_order_of_pieces_not_on_when_windows_are_taken() -> None:
+    def pack(take_every: int) -> list[tuple[int, ...]]:
+        packer = Packer(max_wait=4)
+        windows = []
+        for i in range(60):
+            packer.add(piece(i, 2.0 + (i * 7) % 11), "ko" if i % 5 else "en")
+            if take_every and i % take_every == 0:
+                windows += packer.take(2)
+        windows += packer.take(100, flush=True)
+        return sorted(tuple(p.piece.file for p in w.placements) for w in windows)
+
+    assert pack(0) == pack(1) == pack(3) == pack(7)
+    assert any(len(files) > 1 for files in pack(0))
+
+
+def test_a_tail_sent_again_is_packed_with_other_tails_not_into_the_main_stream() -> None:
+    packer = Packer()
+    packer.add(piece(0, 5.0), "ko")
+    packer.add(replace(piece(1, 4.0), retries=1), "ko")
+    packer.add(piece(2, 5.0), "ko")
+    packer.add(replace(piece(3, 4.0), retries=2), "ko")
+    windows = packer.take(4, flush=True)
+    assert sorted([p.piece.file for p in w.placements] for w in windows) == [[0, 2], [1, 3]]
 
 
 def test_a_full_window_closes_at_once() -> None:
@@ -273,3 +303,41 @@ def test_only_a_long_recordings_own_speech_is_one_recording() -> None:
     short = Window("ko")
     short.add(piece(3, 5.0))
     assert not short.one_recording  # a short clip is decoded as transcribe decodes it
+
+
+class DigitTokenizer:
+    """Token n < 1000 is the word "w<n>"; 1000 and up are timestamps, 20 ms apart."""
+
+    timestamp_begin = 1000
+
+    def decode(self, tokens: list[int]) -> str:
+        return "".join(f" w{t}" for t in tokens if t < self.timestamp_begin)
+
+
+def _ts(seconds: float) -> int:
+    return 1000 + round(seconds / 0.02)
+
+
+def test_each_files_share_of_a_window_is_tested_for_loops_on_its_own() -> None:
+    tok = DigitTokenizer()
+    sentence = list(range(1, 25))  # the same words said in three clips
+    tokens = []
+    for start in (0.0, 7.0, 14.0):
+        tokens += [_ts(start), *sentence, _ts(start + 5.0)]
+    alone = compression_ratio(tok.decode(sentence).strip())
+    together = compression_ratio(tok.decode(tokens).strip())
+    assert together > 2.4 > alone  # the whole window looks like a loop; one clip does not
+    three_files = [6.0, 13.0]
+    assert shares_compression_ratio(tok, tokens, 20.0, three_files) == pytest.approx(alone)
+    assert shares_compression_ratio(tok, tokens, 20.0, []) == pytest.approx(together)
+    # a loop inside one file's share is still one
+    looping = [_ts(0.0), *sentence * 3, _ts(5.0), _ts(7.0), *sentence, _ts(12.0)]
+    assert shares_compression_ratio(tok, looping, 20.0, [6.0]) > 2.4
+
+
+def test_file_cuts_fall_between_files_not_between_pieces_of_one_file() -> None:
+    window = Window("ko")
+    for f, seconds in ((0, 3.0), (0, 2.0), (1, 4.0), (2, 1.0)):
+        window.add(piece(f, seconds))
+    # pieces: 0-3, 4-6 (file 0), 7-11 (file 1), 12-13 (file 2): cuts midway through the gaps
+    assert window.file_cuts == pytest.approx([6.5, 11.5])

@@ -10,8 +10,10 @@ pipeline decodes): ``split_untimed`` then cuts it into segments by its aligned w
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,17 @@ class DecodedSegment:
     tokens: list[int]
     text: str
     words: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class _Shares:
+    """Per window of a batch: where its content ends and the times between its files."""
+
+    ends: Sequence[float]
+    cuts: Sequence[Sequence[float]]
+
+    def of(self, indices: list[int]) -> _Shares:
+        return _Shares([self.ends[i] for i in indices], [self.cuts[i] for i in indices])
 
 
 @dataclass
@@ -105,6 +118,27 @@ def compression_ratio(text: str) -> float:
     from faster_whisper.transcribe import get_compression_ratio
 
     return float(get_compression_ratio(text))
+
+
+def shares_compression_ratio(
+    tok: Any, tokens: list[int], content_end: float, cuts: Sequence[float]
+) -> float:
+    """Whisper's compression ratio (its test for a decoding loop) of a window's output, taken
+    over each file's share of the window on its own: the highest.
+
+    ``cuts`` are the window times between the files of a shared window (none: one file). Two
+    clips that say the same thing ("네, 알겠습니다") are not a loop, but their text together
+    compresses like one, and a window of such clips would be decoded again at higher
+    temperatures. Each file's share gets the test ``transcribe`` gives the file alone. Segments
+    go to the share their middle falls in.
+    """
+    if not cuts:
+        return compression_ratio(tok.decode(tokens).strip())
+    shares: list[list[int]] = [[] for _ in range(len(cuts) + 1)]
+    segments, _ = parse_tokens(tokens, tok.timestamp_begin, content_end)
+    for start, end, part in segments:
+        shares[bisect.bisect(cuts, (start + end) / 2)] += part
+    return max(compression_ratio(tok.decode(share).strip()) for share in shares)
 
 
 def take(encoder_output: Any, indices: list[int], size: int) -> Any:
@@ -197,25 +231,33 @@ class WindowDecoder:
         languages: list[str],
         content_ends: list[float],
         timed: list[bool],
+        cuts: Sequence[Sequence[float]] | None = None,
     ) -> list[WindowResult]:
         """Decode every window of an encoded batch, falling back to higher temperatures for the
-        windows whose output is too repetitive or too unlikely. Windows not ``timed`` are
-        decoded without timestamp tokens, as one segment (``split_untimed`` cuts it after
-        alignment)."""
+        windows whose output is too repetitive or too unlikely (each file's share of a shared
+        window tested on its own: ``cuts``, see ``shares_compression_ratio``). Windows not
+        ``timed`` are decoded without timestamp tokens, as one segment (``split_untimed`` cuts
+        it after alignment)."""
         n = len(languages)
         prompts = [self.prompt(lang, t) for lang, t in zip(languages, timed, strict=True)]
+        shares = _Shares(content_ends, [()] * n if cuts is None else cuts)
         final: dict[int, WindowResult] = {}
         # One call per kind of prompt: CTranslate2 needs the same task tokens across a batch.
         for kind in sorted(set(timed)):
             group = [i for i in range(n) if timed[i] == kind]
-            final.update(self._with_fallback(encoder_output, n, group, prompts))
+            final.update(self._with_fallback(encoder_output, n, group, prompts, shares))
         out = [final[i] for i in range(n)]
         for i, result in enumerate(out):
             self._split(result, self.tokenizer(languages[i]), content_ends[i], timed[i])
         return out
 
     def _with_fallback(
-        self, encoder_output: Any, n: int, indices: list[int], prompts: list[list[int]]
+        self,
+        encoder_output: Any,
+        n: int,
+        indices: list[int],
+        prompts: list[list[int]],
+        shares: _Shares,
     ) -> dict[int, WindowResult]:
         """The windows ``indices`` of a batch of ``n``, each at the first temperature that
         passes Whisper's checks (or its likeliest non-repetitive try)."""
@@ -229,8 +271,9 @@ class WindowDecoder:
                 with self._lock:
                     self.fallbacks += len(pending)
             results = self._generate_once(
-                take(encoder_output, pending, n), [prompts[i] for i in pending], temperature
-            )
+                take(encoder_output, pending, n), [prompts[i] for i in pending], temperature,
+                shares.of(pending),
+            )  # fmt: skip
             still = []
             for i, result in zip(pending, results, strict=True):
                 tries[i].append(result)
@@ -243,7 +286,9 @@ class WindowDecoder:
             final[i] = self._best_of_failed(tries[i])
         return final
 
-    def _generate_once(self, encoder_output: Any, prompts: list[list[int]], t: float) -> list[Any]:
+    def _generate_once(
+        self, encoder_output: Any, prompts: list[list[int]], t: float, shares: _Shares
+    ) -> list[Any]:
         kw = self.kw
         if t > 0:
             kwargs: dict[str, Any] = {
@@ -267,11 +312,10 @@ class WindowDecoder:
         with self._lock:  # any tokenizer decodes text: the vocabulary is the model's
             tok = next(iter(self._tokenizers.values()))
         results = []
-        for r, prompt in zip(raw, prompts, strict=True):
+        for r, prompt, end, cuts in zip(raw, prompts, shares.ends, shares.cuts, strict=True):
             tokens = list(r.sequences_ids[0])
             avg = r.scores[0] * (len(tokens) ** LENGTH_PENALTY) / (len(tokens) + 1)
-            text = tok.decode(tokens).strip()
-            ratio = compression_ratio(text)
+            ratio = shares_compression_ratio(tok, tokens, end, cuts)
             result = WindowResult(tokens, float(avg), float(r.no_speech_prob), ratio, t)
             result.truncated = len(prompt) + len(tokens) >= self.whisper.max_length - 1
             results.append(result)

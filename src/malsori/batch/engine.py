@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 # What CTranslate2 and numpy raise when a model call goes wrong (out of memory included).
 MODEL_ERRORS = (RuntimeError, ValueError, MemoryError)
 MAX_RETRIES = 2  # times the unfinished tail of a piece is decoded again
-MAX_WINDOW_AGE = 4  # batches an open window may wait for more speech of its language
+# An open window is sent once this many batches of other windows have closed meanwhile.
+MAX_WINDOW_WAIT_BATCHES = 2
 
 
 @dataclass
@@ -123,7 +124,7 @@ class PackedEngine:
         self.items = items
         self.deliver = deliver
         self.files: dict[int, _File] = {}
-        self.packer = Packer()
+        self.packer = Packer(max_wait=MAX_WINDOW_WAIT_BATCHES * self.batch_size)
         self.awaiting_language: list[int] = []
         lookahead = max(240.0, 3 * self.batch_size * WINDOW_S)
         prefetch = Prefetcher(items, self.options, workers=self.workers, limit_s=lookahead)
@@ -164,7 +165,7 @@ class PackedEngine:
                 if exhausted:  # the last windows: shared out among the idle lanes
                     idle = self.lanes - len(running)
                     size = max(1, min(lane, -(-self.packer.pending // idle)))
-                windows = self.packer.take(size, flush=exhausted, max_age=MAX_WINDOW_AGE)
+                windows = self.packer.take(size, flush=exhausted)
                 if windows:
                     future = pool.submit(self._run_model, windows)
                     running[future] = (windows, time.perf_counter())
@@ -284,7 +285,8 @@ class PackedEngine:
         languages = [w.language for w in windows]
         ends = [w.used / SAMPLE_RATE for w in windows]
         timed = [not w.one_recording for w in windows]
-        results = self.decoder.generate(encoded, languages, ends, timed)
+        cuts = [w.file_cuts for w in windows]
+        results = self.decoder.generate(encoded, languages, ends, timed, cuts)
         clock.append(time.perf_counter())
         need_words = [
             i for i, (w, r) in enumerate(zip(windows, results, strict=True))

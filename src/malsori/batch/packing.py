@@ -12,6 +12,7 @@ Everything here is plain arithmetic on sample indices, testable without a model.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -82,7 +83,7 @@ class Window:
     language: str
     placements: list[Placement] = field(default_factory=list)
     used: int = 0  # samples taken, gaps included
-    age: int = 0  # batches decoded since this window was opened
+    opened_at: int = 0  # windows the packer had closed when this one was opened
 
     def fits(self, piece: Piece) -> bool:
         gap = GAP_SAMPLES if self.placements else 0
@@ -113,6 +114,15 @@ class Window:
         return sum(p.length for p in self.placements) / SAMPLE_RATE
 
     @property
+    def file_cuts(self) -> list[float]:
+        """Window times between the speech of two different files (midway through the gap)."""
+        return [
+            (a.window_end + b.window_start) / 2
+            for a, b in itertools.pairwise(self.placements)
+            if a.piece.file != b.piece.file
+        ]
+
+    @property
     def one_recording(self) -> bool:
         """The speech of one long recording only, in its order: no timestamps needed to tell
         files apart, so it can be decoded without them (``engine._run_model``)."""
@@ -124,12 +134,19 @@ class Packer:
     """Next-fit packing per language: a piece goes into its language's open window, or closes it.
 
     Pieces of one file arrive in order and stay in order, so a long file fills consecutive
-    windows exactly as its speech runs.
+    windows exactly as its speech runs. Which pieces share a window depends only on the order
+    the pieces come in, never on timing, so a job packs the same way run after run:
+    - a window open while ``max_wait`` others were closed is closed too (a language with few
+      files does not hold its speech back for long);
+    - pieces sent again (the unfinished tail of a decode) are packed among themselves, so
+      when a decode comes back does not move the pieces of the main stream.
     """
 
-    def __init__(self) -> None:
-        self.open: dict[str, Window] = {}
+    def __init__(self, max_wait: int = 16) -> None:
+        self.max_wait = max_wait
+        self.open: dict[tuple[str, bool], Window] = {}
         self.closed: list[Window] = []
+        self.closed_count = 0  # windows closed so far
 
     def add(self, piece: Piece, language: str) -> None:
         if piece.length > USABLE_SAMPLES:
@@ -137,26 +154,32 @@ class Packer:
         if piece.solo:
             alone = Window(language)
             alone.add(piece)
-            self.closed.append(alone)
+            self._close(alone)
             return
-        window = self.open.get(language)
+        key = (language, piece.retries > 0)
+        window = self.open.get(key)
         if window is not None and not window.fits(piece):
-            self.closed.append(window)
+            self._close(self.open.pop(key))
             window = None
         if window is None:
-            window = self.open[language] = Window(language)
+            window = self.open[key] = Window(language, opened_at=self.closed_count)
         window.add(piece)
         if window.used + GAP_SAMPLES >= USABLE_SAMPLES:  # full: nothing more fits
-            self.closed.append(self.open.pop(language))
+            self._close(self.open.pop(key))
 
-    def take(self, n: int, *, flush: bool = False, max_age: int | None = None) -> list[Window]:
-        """Up to ``n`` windows to decode: closed ones first, then (flushing, or too old) open."""
-        for window in self.open.values():
-            window.age += 1
-        if flush or max_age is not None:
-            for language, window in list(self.open.items()):
-                if flush or (max_age is not None and window.age > max_age):
-                    self.closed.append(self.open.pop(language))
+    def _close(self, window: Window) -> None:
+        self.closed.append(window)
+        self.closed_count += 1
+        for key, other in list(self.open.items()):
+            if self.closed_count - other.opened_at >= self.max_wait:
+                self.closed.append(self.open.pop(key))
+                self.closed_count += 1
+
+    def take(self, n: int, *, flush: bool = False) -> list[Window]:
+        """Up to ``n`` windows to decode: closed ones (after closing every open one: ``flush``)."""
+        if flush:
+            for key in list(self.open):
+                self._close(self.open.pop(key))
         taken, self.closed = self.closed[:n], self.closed[n:]
         return taken
 

@@ -92,7 +92,14 @@ def prepare_file(index: int, path: Path, options: TranscribeOptions) -> Iterator
 
 
 class Prefetcher:
-    """Worker threads preparing files in order into a buffer capped at ``limit_s`` of audio."""
+    """Worker threads preparing files into a buffer capped at ``limit_s`` of audio, handed out
+    in the order of the files (so that the engine packs a job the same way every run).
+
+    Files are claimed in order, one per worker; a worker whose file is not yet the next to be
+    handed out waits while the buffer is full. The worker on the next file may always add one
+    part when none of that file's parts is buffered, so the buffer cannot fill up with later
+    files while the next one waits.
+    """
 
     def __init__(
         self,
@@ -105,7 +112,8 @@ class Prefetcher:
         self.items = items
         self.options = options
         self.limit = int(limit_s * SAMPLE_RATE)
-        self._buffer: deque[Prepared] = deque()
+        self._buffer: dict[int, deque[Prepared]] = {}  # by file, each in order
+        self._head = 0  # the file handed out next
         self._queued = 0  # samples in the buffer
         self._cond = threading.Condition()
         self._next = 0
@@ -128,8 +136,13 @@ class Prefetcher:
     def _work(self) -> None:
         try:
             while (index := self._claim()) is not None:
-                for item in prepare_file(index, self.items[index].source, self.options):
-                    if not self._put(item):
+                source = self.items[index].source
+                try:
+                    for item in prepare_file(index, source, self.options):
+                        if not self._put(item):
+                            return
+                except Exception as e:  # a bug: this file fails, the job goes on in order
+                    if not self._put(FileFailed(index, internal_error(source, e))):
                         return
         finally:
             with self._cond:
@@ -140,24 +153,32 @@ class Prefetcher:
         size = item.audio.size if isinstance(item, PreparedPart) else 0
         with self._cond:
             while not self._stop and self._queued and self._queued + size > self.limit:
+                if item.file == self._head and not self._buffer.get(item.file):
+                    break  # the next file, with nothing buffered: always room for one part
                 self._cond.wait()
             if self._stop:
                 return False
-            self._buffer.append(item)
+            self._buffer.setdefault(item.file, deque()).append(item)
             self._queued += size
             self._cond.notify_all()
             return True
 
     def get(self, *, block: bool) -> Prepared | None:
-        """The next prepared item; None when there is none now (``block=False``) or ever."""
+        """The next prepared item, in file order; None when there is none now
+        (``block=False``) or ever."""
         with self._cond:
-            while block and not self._buffer and self._running:
+            while block and not self._buffer.get(self._head) and self._running:
                 self._cond.wait()
-            if not self._buffer:
+            queue = self._buffer.get(self._head)
+            if not queue:
                 return None
-            item = self._buffer.popleft()
+            item = queue.popleft()
+            if not queue:
+                del self._buffer[self._head]
             if isinstance(item, PreparedPart):
                 self._queued -= item.audio.size
+            else:  # FileEnd or FileFailed: the file's last item
+                self._head += 1
             self._cond.notify_all()
             return item
 

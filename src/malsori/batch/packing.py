@@ -135,7 +135,8 @@ class Packer:
 
     Pieces of one file arrive in order and stay in order, so a long file fills consecutive
     windows exactly as its speech runs. Which pieces share a window depends only on the order
-    the pieces come in, never on timing, so a job packs the same way run after run:
+    the pieces come in, not on when windows are taken, so a job packs the same way run after
+    run:
     - a window open while ``max_wait`` others were closed is closed too (a language with few
       files does not hold its speech back for long);
     - pieces sent again (the unfinished tail of a decode) are packed among themselves, so

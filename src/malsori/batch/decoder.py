@@ -48,17 +48,6 @@ class DecodedSegment:
     words: list[dict[str, Any]] | None = None
 
 
-@dataclass(frozen=True)
-class _Shares:
-    """Per window of a batch: where its content ends and the times between its files."""
-
-    ends: Sequence[float]
-    cuts: Sequence[Sequence[float]]
-
-    def of(self, indices: list[int]) -> _Shares:
-        return _Shares([self.ends[i] for i in indices], [self.cuts[i] for i in indices])
-
-
 @dataclass
 class WindowResult:
     tokens: list[int]
@@ -231,7 +220,7 @@ class WindowDecoder:
         languages: list[str],
         content_ends: list[float],
         timed: list[bool],
-        cuts: Sequence[Sequence[float]] | None = None,
+        cuts: Sequence[Sequence[float]],
     ) -> list[WindowResult]:
         """Decode every window of an encoded batch, falling back to higher temperatures for the
         windows whose output is too repetitive or too unlikely (each file's share of a shared
@@ -240,12 +229,11 @@ class WindowDecoder:
         it after alignment)."""
         n = len(languages)
         prompts = [self.prompt(lang, t) for lang, t in zip(languages, timed, strict=True)]
-        shares = _Shares(content_ends, [()] * n if cuts is None else cuts)
         final: dict[int, WindowResult] = {}
         # One call per kind of prompt: CTranslate2 needs the same task tokens across a batch.
         for kind in sorted(set(timed)):
             group = [i for i in range(n) if timed[i] == kind]
-            final.update(self._with_fallback(encoder_output, n, group, prompts, shares))
+            final.update(self._with_fallback(encoder_output, n, group, prompts, content_ends, cuts))
         out = [final[i] for i in range(n)]
         for i, result in enumerate(out):
             self._split(result, self.tokenizer(languages[i]), content_ends[i], timed[i])
@@ -257,7 +245,8 @@ class WindowDecoder:
         n: int,
         indices: list[int],
         prompts: list[list[int]],
-        shares: _Shares,
+        content_ends: list[float],
+        cuts: Sequence[Sequence[float]],
     ) -> dict[int, WindowResult]:
         """The windows ``indices`` of a batch of ``n``, each at the first temperature that
         passes Whisper's checks (or its likeliest non-repetitive try)."""
@@ -271,8 +260,9 @@ class WindowDecoder:
                 with self._lock:
                     self.fallbacks += len(pending)
             results = self._generate_once(
-                take(encoder_output, pending, n), [prompts[i] for i in pending], temperature,
-                shares.of(pending),
+                take(encoder_output, pending, n), temperature,
+                [prompts[i] for i in pending], [content_ends[i] for i in pending],
+                [cuts[i] for i in pending],
             )  # fmt: skip
             still = []
             for i, result in zip(pending, results, strict=True):
@@ -287,8 +277,15 @@ class WindowDecoder:
         return final
 
     def _generate_once(
-        self, encoder_output: Any, prompts: list[list[int]], t: float, shares: _Shares
+        self,
+        encoder_output: Any,
+        t: float,
+        prompts: list[list[int]],
+        content_ends: list[float],
+        cuts: list[Sequence[float]],
     ) -> list[Any]:
+        """One CTranslate2 call at temperature ``t``; per window (in the order of ``prompts``)
+        where its content ends and the times between its files, for the compression test."""
         kw = self.kw
         if t > 0:
             kwargs: dict[str, Any] = {
@@ -312,10 +309,10 @@ class WindowDecoder:
         with self._lock:  # any tokenizer decodes text: the vocabulary is the model's
             tok = next(iter(self._tokenizers.values()))
         results = []
-        for r, prompt, end, cuts in zip(raw, prompts, shares.ends, shares.cuts, strict=True):
+        for r, prompt, end, between in zip(raw, prompts, content_ends, cuts, strict=True):
             tokens = list(r.sequences_ids[0])
             avg = r.scores[0] * (len(tokens) ** LENGTH_PENALTY) / (len(tokens) + 1)
-            ratio = shares_compression_ratio(tok, tokens, end, cuts)
+            ratio = shares_compression_ratio(tok, tokens, end, between)
             result = WindowResult(tokens, float(avg), float(r.no_speech_prob), ratio, t)
             result.truncated = len(prompt) + len(tokens) >= self.whisper.max_length - 1
             results.append(result)

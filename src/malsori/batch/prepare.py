@@ -74,7 +74,10 @@ def speech_regions(audio: np.ndarray, options: TranscribeOptions) -> list[tuple[
 
 
 def prepare_file(index: int, path: Path, options: TranscribeOptions) -> Iterator[Prepared]:
-    """The parts of one file, then its end, or its failure (after any parts already given)."""
+    """The parts of one file, then its end, or its failure (after any parts already given).
+
+    Anything else it raises (a bug, an out-of-memory) the ``Prefetcher`` records as the file's
+    failure, an internal error."""
     total = 0
     try:
         stream = AudioStream(path)
@@ -84,9 +87,6 @@ def prepare_file(index: int, path: Path, options: TranscribeOptions) -> Iterator
             yield PreparedPart(index, part, start, audio, speech_regions(audio, options))
     except MalsoriError as e:
         yield FileFailed(index, e)
-        return
-    except (RuntimeError, ValueError, OSError, MemoryError) as e:
-        yield FileFailed(index, internal_error(path, e))
         return
     yield FileEnd(index, total)
 
@@ -141,7 +141,7 @@ class Prefetcher:
                     for item in prepare_file(index, source, self.options):
                         if not self._put(item):
                             return
-                except Exception as e:  # a bug: this file fails, the job goes on in order
+                except Exception as e:  # this file fails; the next ones go on, in order
                     if not self._put(FileFailed(index, internal_error(source, e))):
                         return
         finally:

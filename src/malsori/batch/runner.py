@@ -190,55 +190,43 @@ def run_batch(
     started = time.perf_counter() if started is None else started
     options.check_model(multilingual=model.multilingual, model_name=model.name)
     with records.job_lock(batch.output_dir):
-        return _run_locked(model, items, options, batch, progress, on_outcome, started)
+        plan = plan_for(model.name, options, batch)
+        todo, outcomes = split_done(plan, items, batch.force)
+        if outcomes:
+            logger.info("%d of %d files already done: skipped", len(outcomes), len(items))
+        bar = progress if progress is not None else Progress(enabled=False)
+        bar.start([i.source for i in todo])
+        delivered: set[int] = set()
 
+        def deliver(index: int, result: Transcript | MalsoriError) -> None:
+            outcome = save_result(plan, todo[index], result)
+            delivered.add(index)
+            outcomes.append(outcome)
+            bar.advance(outcome.duration, failed=outcome.status == "failed")
+            if on_outcome is not None:
+                on_outcome(outcome)
 
-def _run_locked(
-    model: Model,
-    items: Sequence[BatchInput],
-    options: TranscribeOptions,
-    batch: BatchOptions,
-    progress: Progress | None,
-    on_outcome: Callable[[FileOutcome], None] | None,
-    started: float,
-) -> BatchSummary:
-    plan = plan_for(model.name, options, batch)
-    todo, outcomes = split_done(plan, items, batch.force)
-    if outcomes:
-        logger.info("%d of %d files already done: skipped", len(outcomes), len(items))
-    bar = progress if progress is not None else Progress(enabled=False)
-    bar.start([i.source for i in todo])
-    delivered: set[int] = set()
-
-    def deliver(index: int, result: Transcript | MalsoriError) -> None:
-        outcome = save_result(plan, todo[index], result)
-        delivered.add(index)
-        outcomes.append(outcome)
-        bar.advance(outcome.duration, failed=outcome.status == "failed")
-        if on_outcome is not None:
-            on_outcome(outcome)
-
-    interrupted = False
-    try:
-        if todo:
-            make_engine(model, options, batch).run(todo, deliver)
-    except KeyboardInterrupt:
-        interrupted = True
-        logger.warning("interrupted: %d files not finished", len(todo) - len(delivered))
-    finally:
-        bar.close()
-    summary = BatchSummary(
-        outcomes=tuple(outcomes),
-        wall_time=time.perf_counter() - started,
-        output_dir=str(batch.output_dir),
-        engine=batch.engine,
-        model=model.name,
-        options=options.to_dict(),
-        interrupted=interrupted,
-        pending=len(todo) - len(delivered),
-    )
-    write_summary(summary, batch.output_dir)
-    return summary
+        interrupted = False
+        try:
+            if todo:
+                make_engine(model, options, batch).run(todo, deliver)
+        except KeyboardInterrupt:
+            interrupted = True
+            logger.warning("interrupted: %d files not finished", len(todo) - len(delivered))
+        finally:
+            bar.close()
+        summary = BatchSummary(
+            outcomes=tuple(outcomes),
+            wall_time=time.perf_counter() - started,
+            output_dir=str(batch.output_dir),
+            engine=batch.engine,
+            model=model.name,
+            options=options.to_dict(),
+            interrupted=interrupted,
+            pending=len(todo) - len(delivered),
+        )
+        write_summary(summary, batch.output_dir)
+        return summary
 
 
 def write_summary(summary: BatchSummary, directory: Path) -> Path:

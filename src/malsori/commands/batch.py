@@ -135,11 +135,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
     items = discover(
         args.inputs, manifests=args.manifest, include=args.include, exclude=args.exclude
     )
-    try:
-        batch.output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create {batch.output_dir}: {e.strerror or e}") from e
-    # the lock first: a second job on this folder stops before it loads a model or logs a line
+    # the lock first (it creates the folder): a second job on this folder stops before it loads
+    # a model or logs a line
     with job_lock(batch.output_dir), log_to_file(batch.output_dir / LOG_FILE, args.verbose):
         logging.getLogger(__name__).info("malsori batch: %d input files", len(items))
         progress = Progress(enabled=not args.quiet)

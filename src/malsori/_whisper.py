@@ -13,32 +13,41 @@ pads every input to a 30 s window, and the encoder's cost is the same for 2 s of
 to its audio plus a margin, but never below ``seconds``. Whisper was trained on 30 s windows only,
 so this trades some accuracy for speed (numbers in docs/streaming.md).
 
-**A token budget that fits the prompt.** ``max_new_tokens`` (malsori's budget for short audio,
-``transcribe.max_new_tokens``) is cut to the room Whisper's 448-token context leaves after the
-prompt, which faster-whisper would reject instead: long hotwords plus the previous text can take
-up to 450 tokens on their own. A decode that uses the whole budget has fallen into a loop (the
-budget is twice the fastest speech), and a loop cut that short is not repetitive enough for
-Whisper's compression-ratio check: such a decode falls back to the next temperature, as a loop
-that ran to 448 tokens would.
+**Malsori's fallback rule.** Each window's temperature fallback follows
+``malsori.decoding.FallbackRule``, the rule the batch engine uses too, with malsori's token budget
+for short audio (``decoding.max_new_tokens``) cut to the room Whisper's 448-token context leaves
+after the prompt (``decoding.fit_budget``; faster-whisper would reject it instead: long hotwords
+plus the previous text can take up to 450 tokens on their own). A decode that uses the whole
+budget has fallen into a loop (the budget is twice the fastest speech), and a loop cut that short
+is not repetitive enough for the compression-ratio check: such a decode falls back to the next
+temperature, as a loop that ran to 448 tokens would.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import faster_whisper
 import numpy as np
 
-from .options import FULL_ENCODER_WINDOW_S
+from .decoding import (
+    FRAMES_PER_SECOND,
+    TIME_PRECISION,
+    WINDOW_S,
+    FallbackRule,
+    avg_logprob,
+    compression_ratio,
+    fit_budget,
+    sampling,
+)
 
 logger = logging.getLogger(__name__)
 
-FRAMES_PER_SECOND = 100  # mel frames
 _MARGIN_FRAMES = 100  # padding kept after the audio when the window is cut
 
 _encoder_frames: ContextVar[int | None] = ContextVar("malsori_encoder_frames", default=None)
@@ -47,7 +56,7 @@ _encoder_frames: ContextVar[int | None] = ContextVar("malsori_encoder_frames", d
 @contextmanager
 def encoder_window(seconds: float) -> Iterator[None]:
     """Encode windows cut to at least ``seconds`` of audio in this context (30: no cut)."""
-    frames = None if seconds >= FULL_ENCODER_WINDOW_S else int(seconds * FRAMES_PER_SECOND)
+    frames = None if seconds >= WINDOW_S else int(seconds * FRAMES_PER_SECOND)
     token = _encoder_frames.set(frames)
     try:
         yield
@@ -69,6 +78,21 @@ def cut_padding(features: np.ndarray, min_frames: int) -> np.ndarray:
     return np.ascontiguousarray(features[..., :keep])
 
 
+@dataclass
+class _Try:
+    """One decode of a window at one temperature."""
+
+    result: Any  # ctranslate2 WhisperGenerationResult
+    avg_logprob: float
+    temperature: float
+    compression_ratio: float
+    no_speech_prob: float
+    used_budget: bool
+
+    def as_tuple(self, temperature: float) -> tuple[Any, float, float, float]:
+        return self.result, self.avg_logprob, temperature, self.compression_ratio
+
+
 class WhisperModel(faster_whisper.WhisperModel):
     def encode(self, features: np.ndarray) -> Any:
         min_frames = _encoder_frames.get()
@@ -81,20 +105,51 @@ class WhisperModel(faster_whisper.WhisperModel):
     def generate_with_fallback(
         self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any
     ) -> Any:
-        budget = options.max_new_tokens
-        if budget is not None and len(prompt) + budget > self.max_length:
-            room = self.max_length - len(prompt)  # none left: faster-whisper's own handling
-            budget = room if room > 0 else None
-            options = dataclasses.replace(options, max_new_tokens=budget)
-        while True:
-            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
-            result, _, temperature, _ = decoded
-            hotter = [t for t in options.temperatures if t > temperature]
-            if budget is None or len(result.sequences_ids[0]) < budget or not hotter:
-                return decoded
-            logger.debug("decode used its whole budget of %d tokens at temperature %g", budget,
-                         temperature)  # fmt: skip
-            options = dataclasses.replace(options, temperatures=hotter)
+        """One window, at the first temperature that passes malsori's fallback rule
+        (``malsori.decoding.FallbackRule``, the batch engine's too), in faster-whisper's result
+        shape: (generation result, mean log-probability, temperature, compression ratio)."""
+        rule = FallbackRule(
+            tuple(options.temperatures),
+            options.compression_ratio_threshold,
+            options.log_prob_threshold,
+            options.no_speech_threshold,
+        )
+        budget = fit_budget(len(prompt), options.max_new_tokens, self.max_length)
+        max_length = len(prompt) + budget if budget is not None else self.max_length
+        tries: list[_Try] = []
+        for temperature in rule.temperatures:
+            result = self.model.generate(
+                encoder_output,
+                [prompt],
+                length_penalty=options.length_penalty,
+                repetition_penalty=options.repetition_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+                max_length=max_length,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=options.suppress_blank,
+                suppress_tokens=options.suppress_tokens,
+                max_initial_timestamp_index=round(options.max_initial_timestamp / TIME_PRECISION),
+                **sampling(temperature, options.beam_size, options.best_of, options.patience),
+            )[0]
+            tokens = result.sequences_ids[0]
+            attempt = _Try(
+                result,
+                avg_logprob(result.scores[0], len(tokens), options.length_penalty),
+                temperature,
+                compression_ratio(tokenizer.decode(tokens).strip()),
+                float(result.no_speech_prob),
+                used_budget=budget is not None and len(tokens) >= budget,
+            )
+            tries.append(attempt)
+            if not rule.needs_fallback(attempt, used_budget=attempt.used_budget):
+                return attempt.as_tuple(temperature)
+            logger.debug("fallback from temperature %g (ratio %.2f, logprob %.2f, budget %s)",
+                         temperature, attempt.compression_ratio, attempt.avg_logprob,
+                         attempt.used_budget)  # fmt: skip
+        # Every temperature failed: a try that stopped by itself before one cut off in a loop.
+        best = rule.best_of_failed([t for t in tries if not t.used_budget] or tries)
+        return best.as_tuple(tries[-1].temperature)  # the last temperature, as faster-whisper
 
     def _split_segments_by_timestamps(self, **kwargs: Any) -> Any:
         segments, seek, single_timestamp_ending = super()._split_segments_by_timestamps(**kwargs)

@@ -21,11 +21,12 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from . import decoding
 from .errors import AudioDecodeError, AudioNotFoundError, EmptyAudioError
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000  # Hz: what Whisper's feature extractor expects
+SAMPLE_RATE = decoding.SAMPLE_RATE  # Hz: what Whisper's feature extractor expects
 FRAME_SAMPLES = 160  # 10 ms at 16 kHz
 STDIN = "-"
 

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from .decoding import WINDOW_S, FallbackRule
 from .errors import InvalidOptionError
 from .glossary import Glossary
 from .languages import normalize_language
@@ -21,7 +22,7 @@ NUMBER_STYLES: tuple[str, ...] = ("keep", "digits", "words")
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # Whisper's encoder window (seconds), and the least of it ``encoder_window_s`` may keep.
-FULL_ENCODER_WINDOW_S = 30.0
+FULL_ENCODER_WINDOW_S = WINDOW_S
 MIN_ENCODER_WINDOW_S = 5.0
 
 
@@ -182,6 +183,15 @@ class TranscribeOptions:
 
     def replace(self, **changes: Any) -> TranscribeOptions:
         return TranscribeOptions.build(self, **changes)
+
+    def fallback_rule(self) -> FallbackRule:
+        """Whisper's temperature fallback and no-speech skip with these thresholds."""
+        return FallbackRule(
+            self.temperature,
+            self.compression_ratio_threshold,
+            self.log_prob_threshold,
+            self.no_speech_threshold,
+        )
 
     def check_model(self, *, multilingual: bool, model_name: str) -> None:
         """Raise for combinations this model cannot do (an English-only model translating)."""

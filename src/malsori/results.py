@@ -6,9 +6,11 @@ in malsori builds result dictionaries by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .decoding import TOP_LANGUAGES
 from .options import TranscribeOptions
 
 
@@ -113,6 +115,17 @@ class LanguageInfo:
     # Most likely languages with their probabilities, best first (empty when the caller fixed it).
     candidates: tuple[tuple[str, float], ...] = ()
     detected: bool = True  # False when the language was given, not detected
+
+    @classmethod
+    def detected_from(cls, probs: Sequence[tuple[str, float]]) -> LanguageInfo:
+        """Detected language probabilities, best first; the top ``TOP_LANGUAGES`` kept."""
+        top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])
+        return cls(top[0][0], top[0][1], top, detected=True)
+
+    @classmethod
+    def given(cls, code: str) -> LanguageInfo:
+        """A language the caller named: nothing was detected."""
+        return cls(code, 1.0, (), detected=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,16 +8,16 @@ word, and the language found in the first window plus the tail of the previous t
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, AudioStream, as_float32, materialize
+from .audio import AudioSource, AudioStream, as_float32, materialize
+from .decoding import SAMPLE_RATE, max_new_tokens
 from .errors import NoSpeechError
 from .glossary import merge_hotwords
 from .hallucination import (
@@ -35,32 +35,23 @@ from .postprocess import postprocess_segment
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
 from .vad import decode_regions, has_speech, only_speech, restore_times, vad_options
 
-if TYPE_CHECKING:
-    from .model import Model
-
 logger = logging.getLogger(__name__)
 
-TOP_LANGUAGES = 10  # candidates kept in LanguageInfo
+
+class Model(Protocol):
+    """What transcription needs of a loaded model (``malsori.model.Model`` is one)."""
+
+    whisper: Any  # malsori._whisper.WhisperModel (faster-whisper's, with malsori's rules)
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def multilingual(self) -> bool: ...
+
+
 _CUT_SEARCH_S = 60.0  # look for a quiet cut point in this much audio at the end of a window
 _PROMPT_TAIL_CHARS = 200  # previous text carried into the next window's prompt
-
-# Whisper may write 448 tokens for a 30 s window: about 15 a second, twice the fastest speech in
-# the dev set (7.5 tokens/s). Audio shorter than a window gets that same budget for its length
-# plus a margin, instead of a whole window's: a decode stuck in a loop on 2 s of audio stops
-# after about 50 tokens rather than 448, and temperature fallback can redo it six times. This
-# matters most when decoding short buffers again and again (the streaming engine).
-_TOKENS_PER_SECOND = 448 / 30
-_TOKEN_MARGIN = 16
-# From this budget up (13.6 s of audio), no cap: faster-whisper's own limit, 448 minus the
-# prompt (up to 228 tokens of previous text), is about as tight. A budget that does not fit
-# beside a long prompt is cut to the room left (``malsori._whisper``).
-_MAX_CAPPED_TOKENS = 220
-
-
-def max_new_tokens(samples: int) -> int | None:
-    """Token budget of one decode of ``samples`` of audio (None: faster-whisper's own limit)."""
-    budget = math.ceil(samples / SAMPLE_RATE * _TOKENS_PER_SECOND) + _TOKEN_MARGIN
-    return budget if budget < _MAX_CAPPED_TOKENS else None
 
 
 def _quiet_cut(audio: np.ndarray, lo: int, hi: int) -> int:
@@ -127,10 +118,10 @@ def _prompt(opts: TranscribeOptions, previous_text: str) -> str | None:
 
 def _language_info(info: Any, fixed: str | None) -> LanguageInfo:
     if fixed is not None:
-        return LanguageInfo(fixed, 1.0, (), detected=False)
-    probs = info.all_language_probs or [(info.language, info.language_probability)]
-    top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])
-    return LanguageInfo(info.language, float(info.language_probability), top, detected=True)
+        return LanguageInfo.given(fixed)
+    return LanguageInfo.detected_from(
+        info.all_language_probs or [(info.language, info.language_probability)]
+    )
 
 
 def _whole_characters(text: str) -> str:
@@ -352,7 +343,7 @@ def _transcribe_windows(
 def no_speech_language(model: Model, opts: TranscribeOptions) -> LanguageInfo:
     """VAD found no speech anywhere: the language is the one given, or none ("")."""
     if opts.language is not None:
-        return LanguageInfo(opts.language, 1.0, (), detected=False)
+        return LanguageInfo.given(opts.language)
     return LanguageInfo("" if model.multilingual else "en", 0.0, (), detected=False)
 
 
@@ -412,11 +403,10 @@ def run_language_detection(
             audio = np.concatenate(parts)[:needed]
     if opts.vad and not has_speech(audio, opts):
         raise NoSpeechError("no speech found in the first minutes: cannot detect the language")
-    language, probability, probs = model.whisper.detect_language(
+    _, _, probs = model.whisper.detect_language(
         audio=audio,
         vad_filter=opts.vad,
         vad_parameters=vad_options(opts),
         language_detection_segments=opts.language_detection_segments,
     )
-    top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])
-    return LanguageInfo(language, float(probability), top, detected=True)
+    return LanguageInfo.detected_from(probs)

@@ -14,8 +14,6 @@ from malsori.batch.decoder import (
     MAX_SEGMENT_S,
     DecodedSegment,
     WindowResult,
-    compression_ratio,
-    parse_tokens,
     shares_compression_ratio,
     split_untimed,
 )
@@ -24,7 +22,6 @@ from malsori.batch.lid import _context
 from malsori.batch.packing import (
     GAP_SAMPLES,
     USABLE_SAMPLES,
-    WINDOW_SAMPLES,
     Packer,
     Piece,
     TimedText,
@@ -34,6 +31,7 @@ from malsori.batch.packing import (
     owner,
     split_region,
 )
+from malsori.decoding import WINDOW_SAMPLES, compression_ratio, parse_tokens
 
 SR = SAMPLE_RATE
 

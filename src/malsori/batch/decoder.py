@@ -19,18 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..decoding import (
+    FRAMES_PER_SECOND,
+    LENGTH_PENALTY,
+    MAX_INITIAL_TIMESTAMP_S,
+    TIME_PRECISION,
+    WINDOW_FRAMES,
+    avg_logprob,
+    compression_ratio,
+    parse_tokens,
+    sampling,
+)
 from ..options import TranscribeOptions
 from ..transcribe import whisper_kwargs
-from .packing import WINDOW_S
 
 if TYPE_CHECKING:
     from ..model import Model
 
 logger = logging.getLogger(__name__)
 
-TIME_PRECISION = 0.02  # seconds per timestamp token
-MAX_INITIAL_TIMESTAMP_S = 1.0
-LENGTH_PENALTY = 1.0
 # A window decoded without timestamps whose words end this long before its content does was
 # ended early by Whisper: what follows is decoded again (seconds).
 EARLY_END_S = 2.0
@@ -59,54 +66,6 @@ class WindowResult:
     complete_until: float | None = None  # window time where an unfinished decode stopped
     truncated: bool = False  # the decode stopped at the length limit
     silent: bool = False  # skipped as no speech (no-speech and log-prob thresholds)
-
-
-def parse_tokens(
-    tokens: list[int], timestamp_begin: int, content_end: float, *, keep_open: bool = True
-) -> tuple[list[tuple[float, float, list[int]]], float | None]:
-    """Split a window's tokens at timestamp pairs: (start, end, tokens) per segment, and the time
-    up to which the output is complete (None when it is complete to the end).
-
-    A last segment that got its text but never its closing timestamp ends at ``content_end``
-    when ``keep_open`` (the window's speech ends before the window does, so its text is all
-    there; faster-whisper drops it only because its next window starts there anyway). Otherwise
-    (``keep_open`` False: the decode hit the length limit), or when no text follows the last
-    closed segment, decoding must resume after the last closing timestamp.
-    """
-
-    def at(tok: int) -> float:
-        return (tok - timestamp_begin) * TIME_PRECISION
-
-    is_ts = [t >= timestamp_begin for t in tokens]
-    single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
-    pairs = [i for i in range(1, len(tokens)) if is_ts[i] and is_ts[i - 1]]
-    if not pairs:
-        stamps = [t for t in tokens if t >= timestamp_begin]
-        start = at(tokens[0]) if tokens and is_ts[0] else 0.0
-        end = at(stamps[-1]) if stamps and stamps[-1] != timestamp_begin else content_end
-        return [(start, max(end, start), tokens)], None
-    slices = pairs + ([len(tokens)] if single_ending else [])
-    segments = []
-    last = 0
-    for cut in slices:
-        part = tokens[last:cut]
-        segments.append((at(part[0]), at(part[-1]), part))
-        last = cut
-    if single_ending:
-        return segments, None
-    rest = tokens[last:]
-    if keep_open and any(t < timestamp_begin for t in rest):
-        start = at(rest[0]) if rest[0] >= timestamp_begin else at(tokens[last - 1])
-        segments.append((start, max(content_end, start), rest))
-        return segments, None
-    complete = at(tokens[last - 1])
-    return segments, (complete if complete < content_end - 0.5 else None)
-
-
-def compression_ratio(text: str) -> float:
-    from faster_whisper.transcribe import get_compression_ratio
-
-    return float(get_compression_ratio(text))
 
 
 def shares_compression_ratio(
@@ -152,6 +111,7 @@ class WindowDecoder:
         self.options = options
         # The decoding settings ``malsori transcribe`` passes to faster-whisper, from one place.
         self.kw = whisper_kwargs(options)
+        self.rule = options.fallback_rule()
         self._tokenizers: dict[str, Any] = {}
         self._lock = threading.Lock()  # batches are decoded from several threads
         self._suppress: list[int] | None = None
@@ -188,10 +148,9 @@ class WindowDecoder:
         in the audio), so a clip alone in a window sees what ``malsori transcribe`` gives it.
         """
         feats = self.whisper.feature_extractor(audio)
-        frames = int(WINDOW_S * 100)
-        if feats.shape[-1] < frames:
-            feats = np.pad(feats, ((0, 0), (0, frames - feats.shape[-1])))
-        return np.ascontiguousarray(feats[:, :frames], dtype=np.float32)
+        if feats.shape[-1] < WINDOW_FRAMES:
+            feats = np.pad(feats, ((0, 0), (0, WINDOW_FRAMES - feats.shape[-1])))
+        return np.ascontiguousarray(feats[:, :WINDOW_FRAMES], dtype=np.float32)
 
     def encode(self, features: np.ndarray) -> Any:
         """Encoder output for a batch of features (batch, mels, frames).
@@ -253,7 +212,7 @@ class WindowDecoder:
         tries: dict[int, list[WindowResult]] = {i: [] for i in indices}
         final: dict[int, WindowResult] = {}
         pending = indices
-        for temperature in self.kw["temperature"]:
+        for temperature in self.rule.temperatures:
             if not pending:
                 break
             if temperature > 0:
@@ -267,13 +226,14 @@ class WindowDecoder:
             still = []
             for i, result in zip(pending, results, strict=True):
                 tries[i].append(result)
-                if self._needs_fallback(result):
+                if self.rule.needs_fallback(result):
                     still.append(i)
                 else:
                     final[i] = result
             pending = still
         for i in pending:  # every temperature failed: the likeliest non-repetitive try
-            final[i] = self._best_of_failed(tries[i])
+            final[i] = self.rule.best_of_failed(tries[i])
+            final[i].temperature = tries[i][-1].temperature
         return final
 
     def _generate_once(
@@ -287,13 +247,6 @@ class WindowDecoder:
         """One CTranslate2 call at temperature ``t``; per window (in the order of ``prompts``)
         where its content ends and the times between its files, for the compression test."""
         kw = self.kw
-        if t > 0:
-            kwargs: dict[str, Any] = {
-                "beam_size": 1, "num_hypotheses": kw["best_of"], "sampling_topk": 0,
-                "sampling_temperature": t,
-            }  # fmt: skip
-        else:
-            kwargs = {"beam_size": kw["beam_size"], "patience": kw["patience"]}
         raw = self.ct2.generate(
             encoder_output,
             prompts,
@@ -304,51 +257,22 @@ class WindowDecoder:
             suppress_blank=True,
             suppress_tokens=self._suppress,
             max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / TIME_PRECISION),
-            **kwargs,
+            **sampling(t, kw["beam_size"], kw["best_of"], kw["patience"]),
         )
         with self._lock:  # any tokenizer decodes text: the vocabulary is the model's
             tok = next(iter(self._tokenizers.values()))
         results = []
         for r, prompt, end, between in zip(raw, prompts, content_ends, cuts, strict=True):
             tokens = list(r.sequences_ids[0])
-            avg = r.scores[0] * (len(tokens) ** LENGTH_PENALTY) / (len(tokens) + 1)
+            avg = avg_logprob(r.scores[0], len(tokens), LENGTH_PENALTY)
             ratio = shares_compression_ratio(tok, tokens, end, between)
-            result = WindowResult(tokens, float(avg), float(r.no_speech_prob), ratio, t)
+            result = WindowResult(tokens, avg, float(r.no_speech_prob), ratio, t)
             result.truncated = len(prompt) + len(tokens) >= self.whisper.max_length - 1
             results.append(result)
         return results
 
-    def _needs_fallback(self, r: WindowResult) -> bool:
-        ratio, logprob = self.kw["compression_ratio_threshold"], self.kw["log_prob_threshold"]
-        failed = (ratio is not None and r.compression_ratio > ratio) or (
-            logprob is not None and r.avg_logprob < logprob
-        )
-        if failed and self._silent(r):
-            return False  # silence: no point in trying harder
-        return failed
-
-    def _silent(self, r: WindowResult) -> bool:
-        no_speech, logprob = self.kw["no_speech_threshold"], self.kw["log_prob_threshold"]
-        return (
-            no_speech is not None
-            and r.no_speech_prob > no_speech
-            and logprob is not None
-            and r.avg_logprob < logprob
-        )
-
-    def _best_of_failed(self, tries: list[WindowResult]) -> WindowResult:
-        threshold = self.kw["compression_ratio_threshold"]
-        good = [r for r in tries if threshold is None or r.compression_ratio <= threshold]
-        best = max(good or tries, key=lambda r: r.avg_logprob)
-        best.temperature = tries[-1].temperature
-        return best
-
     def _split(self, result: WindowResult, tok: Any, content_end: float, timed: bool) -> None:
-        no_speech, logprob = self.kw["no_speech_threshold"], self.kw["log_prob_threshold"]
-        skip = no_speech is not None and result.no_speech_prob > no_speech
-        if logprob is not None and result.avg_logprob > logprob:
-            skip = False
-        if skip:
+        if self.rule.skip(result.no_speech_prob, result.avg_logprob):
             result.silent = True
             return
         if not timed:
@@ -381,7 +305,7 @@ class WindowDecoder:
             subsegments: list[dict[str, Any]] = [
                 {"start": s.start, "end": s.end, "tokens": s.tokens, "seek": 0} for s in segments
             ]
-            frames = min(int(WINDOW_S * 100), int(content_ends[i] * 100) + 100)
+            frames = min(WINDOW_FRAMES, int(content_ends[i] * FRAMES_PER_SECOND) + 100)
             # Any tokenizer serves the alignment: it only needs the shared special tokens.
             self.whisper.add_word_timestamps(
                 [subsegments],

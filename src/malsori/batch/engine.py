@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..decoding import WINDOW_S, WINDOW_SAMPLES
 from ..errors import MalsoriError
 from ..hallucination import SpeechProbe
 from ..options import TranscribeOptions
@@ -37,8 +38,6 @@ from .engine_api import Deliver, FileFailedError, internal_error
 from .inputs import BatchInput
 from .lid import LanguageDetector
 from .packing import (
-    WINDOW_S,
-    WINDOW_SAMPLES,
     Packer,
     Piece,
     Placement,

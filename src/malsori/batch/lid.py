@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..decoding import WINDOW_FRAMES
 from ..results import LanguageInfo
-from ..transcribe import TOP_LANGUAGES
 
 if TYPE_CHECKING:
     from .decoder import WindowDecoder
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHORT_CONTEXT_FRAMES = 1000  # 10 s of features: the shortest context of the fast pass
-FULL_FRAMES = 3000
+FULL_FRAMES = WINDOW_FRAMES
 # The fast answer is kept when its top language is at least this likely; else the full pass.
 CONFIDENT = 0.8
 
@@ -44,11 +44,6 @@ def _pad(features: np.ndarray, frames: int) -> np.ndarray:
     if features.shape[-1] < frames:
         features = np.pad(features, ((0, 0), (0, frames - features.shape[-1])))
     return np.ascontiguousarray(features[:, :frames], dtype=np.float32)
-
-
-def _info(probs: Probs) -> LanguageInfo:
-    top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])
-    return LanguageInfo(top[0][0], top[0][1], top, detected=True)
 
 
 def _parse(raw: Sequence[tuple[str, float]]) -> Probs:
@@ -84,7 +79,7 @@ class LanguageDetector:
                 for i, raw in zip(group, results, strict=True):
                     probs = _parse(raw)
                     if final or probs[0][1] >= CONFIDENT:
-                        out[i] = _info(probs)
+                        out[i] = LanguageInfo.detected_from(probs)
                         self.fast += 1
         for i, speech in enumerate(speeches):
             if out[i] is None:
@@ -94,9 +89,8 @@ class LanguageDetector:
 
     def _full(self, speech: np.ndarray) -> LanguageInfo:
         """As ``WhisperModel.detect_language`` on the speech: 30 s windows, padded."""
-        language, probability, probs = self.whisper.detect_language(
+        _, _, probs = self.whisper.detect_language(
             features=self.whisper.feature_extractor(speech),
             language_detection_segments=self.segments,
         )
-        top = tuple((code, float(p)) for code, p in probs[:TOP_LANGUAGES])
-        return LanguageInfo(language, float(probability), top, detected=True)
+        return LanguageInfo.detected_from(probs)

@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..decoding import SAMPLE_RATE, WINDOW_S
 
-WINDOW_S = 30.0  # what Whisper's encoder sees
-WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)  # 480 000
 GAP_S = 1.0  # silence between two regions in a window: Whisper ends a segment there
 # Regions end this long before the window does: Whisper often leaves a segment open (no closing
 # timestamp) when speech runs to the very end of its 30 s.

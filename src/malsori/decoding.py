@@ -16,6 +16,7 @@ edit here.
 - The no-speech skip (``FallbackRule.skip``): a window the model thinks is silence, and whose text
   is unlikely, gives no segments.
 - Timestamp tokens (``parse_tokens``): a window's tokens cut into timed segments.
+- What a decoder hands the assembler: ``RawSegment`` and ``RawWord``, in the input's time.
 - Language probabilities: the top ``TOP_LANGUAGES`` are kept (``LanguageInfo.detected_from``).
 
 This module imports nothing of malsori's: options, results and every engine build on it.
@@ -185,3 +186,40 @@ def parse_tokens(
         return segments, None
     complete = at(tokens[last - 1])
     return segments, (complete if complete < content_end - 0.5 else None)
+
+
+@dataclass(frozen=True)
+class RawWord:
+    """A decoded word, before the defences and post-processing (seconds, input time)."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    """A decoded segment as every engine hands it to ``transcribe.Assembler``."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[RawWord, ...] | None  # None: word timestamps were not asked for
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+
+    @classmethod
+    def of(cls, segment: Any) -> RawSegment:
+        """From a faster-whisper ``Segment`` (the sequential engine decodes through it)."""
+        words = segment.words
+        return cls(
+            float(segment.start), float(segment.end), segment.text,
+            None if words is None else tuple(
+                RawWord(float(w.start), float(w.end), w.word, float(w.probability)) for w in words
+            ),
+            float(segment.avg_logprob), float(segment.no_speech_prob),
+            float(segment.compression_ratio), float(segment.temperature or 0.0),
+        )  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .audio import AudioSource, AudioStream, as_float32, materialize
-from .decoding import SAMPLE_RATE, max_new_tokens
+from .decoding import SAMPLE_RATE, RawSegment, max_new_tokens
 from .errors import NoSpeechError
 from .glossary import merge_hotwords
 from .hallucination import (
@@ -131,7 +131,8 @@ def _whole_characters(text: str) -> str:
 
 
 class Assembler:
-    """Turns faster-whisper segments into clean, monotonic Segments, applying the defences.
+    """Turns decoded segments (``RawSegment``, from any engine) into clean, monotonic Segments,
+    applying the defences.
 
     ``add`` returns the kept segment (or None when removed) and whether a repetition loop was
     found, in which case the caller restarts decoding after it without the previous text.
@@ -147,7 +148,12 @@ class Assembler:
         self.window_end = float("inf")  # segments are clamped to the audio they came from
 
     def add(
-        self, raw: Any, offset: float, probe: SpeechProbe, window_start: float, language: str | None
+        self,
+        raw: RawSegment,
+        offset: float,
+        probe: SpeechProbe,
+        window_start: float,
+        language: str | None,
     ) -> tuple[Segment | None, bool]:
         cleaned = self._clean(raw, offset)
         if cleaned is None:
@@ -171,7 +177,7 @@ class Assembler:
         self.last_end = seg.end
         return seg, looped
 
-    def _clean(self, raw: Any, offset: float) -> Segment | None:
+    def _clean(self, raw: RawSegment, offset: float) -> Segment | None:
         """Times made monotonic and kept inside the audio; None when it starts past the end."""
         start = max(float(raw.start) + offset, self.last_end)
         if start >= self.window_end:
@@ -296,7 +302,8 @@ def _decode_window(
             if state.language_info is None:
                 state.language_info = _language_info(info, opts.language)
                 state.language = state.language_info.language  # later windows keep it
-            for raw in raw_segments:
+            for decoded in raw_segments:
+                raw = RawSegment.of(decoded)
                 seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
                 if seg is not None:
                     texts.append(seg.text)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..decoding import WINDOW_S, WINDOW_SAMPLES
+from ..decoding import WINDOW_S, WINDOW_SAMPLES, RawSegment, RawWord
 from ..errors import MalsoriError
 from ..hallucination import SpeechProbe
 from ..options import TranscribeOptions
@@ -87,7 +87,7 @@ class EngineStats:
 class _Part:
     prepared: PreparedPart
     pending: int  # pieces not decoded yet
-    segments: list[Any] = field(default_factory=list)  # faster-whisper Segments, file time
+    segments: list[RawSegment] = field(default_factory=list)  # file time
 
 
 @dataclass
@@ -330,23 +330,21 @@ class PackedEngine:
                 self.packer.add(redo[i], window.language)
         return touched
 
-    def _raw(self, p: Placement, item: TimedText, result: WindowResult) -> Any:
-        """A faster-whisper Segment in file time, the form ``Assembler`` takes."""
-        from faster_whisper.transcribe import Segment, Word
-
+    def _raw(self, p: Placement, item: TimedText, result: WindowResult) -> RawSegment:
+        """A decoded segment in file time, the form ``Assembler`` takes."""
         start = p.to_file_time(item.start)
         end = max(p.to_file_time(item.end), start)
         words = None
         if self.options.word_timestamps and isinstance(item.payload, list):
-            words = [
-                Word(p.to_file_time(w["start"]), p.to_file_time(w["end"]), w["word"],
-                     float(w["probability"]))
+            words = tuple(
+                RawWord(p.to_file_time(w["start"]), p.to_file_time(w["end"]), w["word"],
+                        float(w["probability"]))
                 for w in item.payload
-            ]  # fmt: skip
-        return Segment(
-            id=0, seek=0, start=start, end=end, text=item.text, tokens=[],
-            avg_logprob=result.avg_logprob, compression_ratio=result.compression_ratio,
-            no_speech_prob=result.no_speech_prob, words=words, temperature=result.temperature,
+            )  # fmt: skip
+        return RawSegment(
+            start, end, item.text, words, avg_logprob=result.avg_logprob,
+            no_speech_prob=result.no_speech_prob, compression_ratio=result.compression_ratio,
+            temperature=result.temperature,
         )  # fmt: skip
 
     # --- output side --------------------------------------------------------------------------

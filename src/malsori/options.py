@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from .decoding import WINDOW_S, FallbackRule
 from .errors import InvalidOptionError
-from .glossary import Glossary
+from .glossary import Glossary, merge_hotwords
 from .languages import normalize_language
 
 Task = Literal["transcribe", "translate"]
@@ -183,6 +183,18 @@ class TranscribeOptions:
 
     def replace(self, **changes: Any) -> TranscribeOptions:
         return TranscribeOptions.build(self, **changes)
+
+    def decoding_key(self) -> tuple[Any, ...]:
+        """What decoding a window depends on: requests whose keys are equal can share windows
+        and batches (``malsori.engine``). The language is per window, VAD runs before and the
+        defences and post-processing after, per request."""
+        return (
+            self.task, self.word_timestamps, self.without_timestamps, self.encoder_window_s,
+            self.beam_size, self.best_of, self.patience, self.temperature,
+            self.compression_ratio_threshold, self.log_prob_threshold, self.no_speech_threshold,
+            self.initial_prompt, merge_hotwords(self.hotwords, self.glossary),
+            self.language_detection_segments,
+        )  # fmt: skip
 
     def fallback_rule(self) -> FallbackRule:
         """Whisper's temperature fallback and no-speech skip with these thresholds."""

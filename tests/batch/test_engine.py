@@ -139,8 +139,9 @@ def test_two_batches_at_once_give_every_file_its_own_words(audio: Audio, two_lan
     items = [BatchInput(p, f"{i}") for i, p in enumerate(paths)]
     results: dict[int, Transcript | MalsoriError] = {}
     engine = PackedEngine(two_lanes, TranscribeOptions(), batch_size=2, workers=2)
-    assert (engine.lanes, engine.lane_batch) == (2, 1)
     engine.run(items, lambda i, r: results.__setitem__(i, r))
+    assert engine.engine is not None
+    assert (engine.engine.lanes, engine.engine.lane_batch) == (2, 1)
     assert sorted(results) == list(range(len(paths)))
     for i in (0, 2, 5, 7):
         t = results[i]
@@ -148,7 +149,7 @@ def test_two_batches_at_once_give_every_file_its_own_words(audio: Audio, two_lan
         check_invariants(t)
     assert isinstance(results[1], Transcript) and results[1].language.language == "es"
     assert isinstance(results[6], MalsoriError)
-    assert engine.stats.untimed == 0  # short clips keep Whisper's timestamps
+    assert engine.engine.stats.untimed == 0  # short clips keep Whisper's timestamps
 
 
 def test_a_long_file_is_decoded_without_timestamps_and_cut_at_its_sentences(
@@ -158,8 +159,8 @@ def test_a_long_file_is_decoded_without_timestamps_and_cut_at_its_sentences(
     engine = PackedEngine(two_lanes, TranscribeOptions(), batch_size=8, workers=2)
     engine.run([BatchInput(audio.long, "long")], lambda i, r: results.__setitem__(i, r))  # type: ignore[arg-type]
     long = results[0]
-    assert isinstance(long, Transcript)
-    assert engine.stats.untimed == engine.stats.windows > 0
+    assert isinstance(long, Transcript) and engine.engine is not None
+    assert engine.engine.stats.untimed == engine.engine.stats.windows > 0
     check_invariants(long)
     for (_, expected), near in zip(LONG_SENTENCES, (10.0, 70.0, 130.0), strict=True):
         hits = [s for s in long.segments if set(expected) & words_of(s.text)]

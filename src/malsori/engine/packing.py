@@ -13,6 +13,7 @@ Everything here is plain arithmetic on sample indices, testable without a model.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -82,6 +83,7 @@ class Window:
     placements: list[Placement] = field(default_factory=list)
     used: int = 0  # samples taken, gaps included
     opened_at: int = 0  # windows the packer had closed when this one was opened
+    created: float = field(default_factory=time.monotonic)  # when it was opened
 
     def fits(self, piece: Piece) -> bool:
         gap = GAP_SAMPLES if self.placements else 0
@@ -91,6 +93,15 @@ class Window:
         offset = self.used + (GAP_SAMPLES if self.placements else 0)
         self.placements.append(Placement(piece, offset, piece.length))
         self.used = offset + piece.length
+
+    def keep_only(self, kept: Sequence[Placement]) -> bool:
+        """Lay the window out again with only these placements' pieces (the others' requests
+        went away); False when none is left."""
+        pieces = [p.piece for p in kept]
+        self.placements, self.used = [], 0
+        for piece in pieces:
+            self.add(piece)
+        return bool(pieces)
 
     def audio(self) -> np.ndarray:
         """The window's content: the pieces at their offsets, silence (zeros) between them.
@@ -185,6 +196,15 @@ class Packer:
     @property
     def ready(self) -> int:
         return len(self.closed)
+
+    def oldest(self) -> float:
+        """When the oldest window waiting (closed or open) was opened (inf: none)."""
+        windows = [*self.closed, *self.open.values()]
+        return min((w.created for w in windows), default=float("inf"))
+
+    def newest_open(self) -> float:
+        """When the newest open window was opened (-inf: none open)."""
+        return max((w.created for w in self.open.values()), default=float("-inf"))
 
     @property
     def pending(self) -> int:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from malsori.audio import SAMPLE_RATE
-from malsori.batch.decoder import (
+from malsori.decoding import WINDOW_SAMPLES, compression_ratio, parse_tokens
+from malsori.engine.decoder import (
     EARLY_END_S,
     MAX_SEGMENT_S,
     DecodedSegment,
@@ -17,9 +18,9 @@ from malsori.batch.decoder import (
     shares_compression_ratio,
     split_untimed,
 )
-from malsori.batch.engine import _lost, _unfinished
-from malsori.batch.lid import _context
-from malsori.batch.packing import (
+from malsori.engine.distribute import _lost, _unfinished
+from malsori.engine.lid import _context
+from malsori.engine.packing import (
     GAP_SAMPLES,
     USABLE_SAMPLES,
     Packer,
@@ -31,7 +32,6 @@ from malsori.batch.packing import (
     owner,
     split_region,
 )
-from malsori.decoding import WINDOW_SAMPLES, compression_ratio, parse_tokens
 
 SR = SAMPLE_RATE
 

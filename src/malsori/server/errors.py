@@ -8,7 +8,7 @@ The service layer raises malsori's exceptions (``InvalidOptionError``, ``AudioDe
 the server's own in ``exceptions.py``); ``install_error_handlers`` maps them to statuses:
 
     400  bad request: malformed or unknown fields, bad option values, an empty file
-    401  missing, unknown or revoked API key
+    401  missing, unknown or revoked API key (with ``WWW-Authenticate: Bearer realm="malsori"``)
     404  unknown route, model or job (another key's job too)
     409  a job's result asked for before the job completed
     413  upload larger than the limit, or audio longer than the limit
@@ -53,6 +53,7 @@ from .exceptions import (
 logger = logging.getLogger(__name__)
 
 INVALID = "invalid_request_error"
+REALM = "malsori"
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,22 @@ def kind_of(error: BaseException) -> ErrorKind:
     return INTERNAL
 
 
+def challenge(authorization: str | None) -> str:
+    """``WWW-Authenticate`` for a 401 (RFC 6750): ``error="invalid_token"`` when a bearer token
+    was sent (and refused), none when no credentials came."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return f'Bearer realm="{REALM}", error="invalid_token"'
+    return f'Bearer realm="{REALM}"'
+
+
+def _with_challenge(request: Request, response: JSONResponse) -> JSONResponse:
+    """Every 401 says how to authenticate."""
+    if response.status_code == 401 and "www-authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = challenge(request.headers.get("authorization"))
+    return response
+
+
 def _log(request: Request, status: int, message: str) -> None:
     log = logger.warning if status >= 500 else logger.info
     log("%s %s -> %d: %s", request.method, request.url.path, status, message)
@@ -137,7 +154,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def handle_api_error(request: Request, error: ApiError) -> JSONResponse:
         _log(request, error.kind.status, error.message)
-        return error_response(error.kind, error.message, headers=error.headers)
+        response = error_response(error.kind, error.message, headers=error.headers)
+        return _with_challenge(request, response)
 
     @app.exception_handler(MalsoriError)
     async def handle_malsori_error(request: Request, error: MalsoriError) -> JSONResponse:
@@ -150,7 +168,8 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             _log(request, kind.status, str(error))
         param = getattr(error, "param", None)
-        return error_response(kind, str(error), param=param, headers=headers)
+        response = error_response(kind, str(error), param=param, headers=headers)
+        return _with_challenge(request, response)
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -165,7 +184,8 @@ def install_error_handlers(app: FastAPI) -> None:
         codes = {404: "not_found", 405: "method_not_allowed"}
         kind = ErrorKind(error.status_code, codes.get(error.status_code, "invalid_request"))
         _log(request, error.status_code, str(error.detail))
-        return error_response(kind, str(error.detail), headers=dict(error.headers or {}))
+        response = error_response(kind, str(error.detail), headers=dict(error.headers or {}))
+        return _with_challenge(request, response)
 
     @app.exception_handler(Exception)
     async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -3,6 +3,10 @@
 The body is read only after authentication and only while a queue slot is free, so a refused
 request costs no upload. The size limit is enforced twice: by ``BodyLimitMiddleware`` on the raw
 body as it streams in, and on the file part itself while it is copied into the spool.
+
+Interop: the media type is matched case-insensitively (``Multipart/Form-Data`` is the same type,
+RFC 9110), and the part named ``file`` is the upload whether or not it carries a file name (httpx,
+and so the openai client, leaves ``filename`` out when it is empty).
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .errors import ApiError
 from .services import Services
@@ -23,7 +29,25 @@ P = TypeVar("P", bound=BaseModel)
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 256 * 1024  # room for the other fields and multipart headers in a body
+FILE_FIELD = "file"
+MULTIPART = b"multipart/form-data"
 _LIST_FIELDS = frozenset({"timestamp_granularities"})
+
+
+class _UploadParser(MultiPartParser):
+    """Starlette's multipart parser, except that the ``file`` part is always a file.
+
+    Starlette tells files from text fields by the ``filename`` parameter alone; a client that
+    sends an empty name may leave the parameter out, and the audio would then be read as text
+    (and refused as too long a field). The ``file`` part is given an empty name instead.
+    """
+
+    def on_headers_finished(self) -> None:
+        part = self._current_part
+        _, options = parse_options_header(part.content_disposition)
+        if options.get(b"name") == FILE_FIELD.encode() and b"filename" not in options:
+            part.content_disposition = (part.content_disposition or b"") + b'; filename=""'
+        super().on_headers_finished()
 
 
 def multipart_openapi(params: type[BaseModel]) -> dict[str, Any]:
@@ -42,10 +66,21 @@ def multipart_openapi(params: type[BaseModel]) -> dict[str, Any]:
 
 async def read_multipart(request: Request, services: Services) -> FormData:
     """Parse a ``multipart/form-data`` body (one file at most) after checking for queue room."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    media_type, _ = parse_options_header(request.headers.get("content-type"))
+    if media_type != MULTIPART:  # parse_options_header lowercases the type
         raise ApiError("expected a multipart/form-data body with a 'file' field", param="file")
     services.pool.check_room()
-    return await request.form(max_files=1, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
+    parser = _UploadParser(
+        request.headers,
+        request.stream(),
+        max_files=1,
+        max_fields=MAX_FIELDS,
+        max_part_size=MAX_FIELD_BYTES,
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(e.message) from None
 
 
 def form_fields(form: FormData) -> dict[str, Any]:
@@ -73,9 +108,9 @@ def parse_params(cls: type[P], form: FormData) -> P:
 
 
 def uploaded_file(form: FormData) -> UploadFile:
-    upload = form.get("file")
+    upload = form.get(FILE_FIELD)
     if not isinstance(upload, UploadFile):
-        raise ApiError("file: an audio file upload is required", param="file")
+        raise ApiError("file: an audio file upload is required", param=FILE_FIELD)
     return upload
 
 

@@ -21,14 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import defer
 
 from .. import __version__
 from ..errors import MalsoriError
 from ..options import TranscribeOptions
 from ..results import Segment, Transcript
 from .db import Database, JobRow, utcnow
-from .exceptions import JobNotFinishedError, JobNotFoundError, TranscriptionCancelled
+from .exceptions import (
+    InvalidParameterError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    TranscriptionCancelled,
+)
 from .scheduler import WorkerPool, WorkItem
 from .settings import JobSettings
 from .transcriber import Transcriber
@@ -156,14 +162,37 @@ class JobService:
             return JobView(self._owned(s, owner, job_id))
 
     def list(
-        self, owner: str, *, limit: int, status: str | None = None
+        self, owner: str, *, limit: int, status: str | None = None, after: str | None = None
     ) -> tuple[list[JobView], bool]:
-        """The owner's jobs, newest first, and whether there are more than ``limit``."""
+        """The owner's jobs, newest first (``created_at``, then ``id``, both descending), starting
+        after the job ``after`` when given; and whether more follow the ``limit`` returned.
+
+        The order is total, so pages never skip or repeat a job (jobs made meanwhile appear on
+        the first page, not in the middle). ``after`` must be one of the owner's jobs.
+        """
         query = select(JobRow).where(JobRow.owner == owner)
         if status is not None:
             query = query.where(JobRow.status == status)
-        query = query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit + 1)
         with self.db.session() as s:
+            if after is not None:
+                cursor = s.execute(
+                    select(JobRow.created_at, JobRow.id).where(
+                        JobRow.id == after, JobRow.owner == owner
+                    )
+                ).first()
+                if cursor is None:
+                    raise InvalidParameterError(f"after: no job {after!r} to list after", "after")
+                query = query.where(
+                    or_(
+                        JobRow.created_at < cursor.created_at,
+                        and_(JobRow.created_at == cursor.created_at, JobRow.id < cursor.id),
+                    )
+                )
+            query = (
+                query.options(defer(JobRow.result_json), defer(JobRow.options_json))
+                .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+                .limit(limit + 1)
+            )
             rows = list(s.scalars(query).all())
         return [JobView(r) for r in rows[:limit]], len(rows) > limit
 

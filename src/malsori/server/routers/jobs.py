@@ -17,6 +17,7 @@ from ..schemas import JobParams, JobStatus, ResultFormat
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _FORM_DOC = multipart_openapi(JobParams)
+_AFTER = "a job id, the previous page's last_id: list the jobs that come after it"
 
 
 @router.post("", status_code=202, openapi_extra=_FORM_DOC)
@@ -51,11 +52,14 @@ def list_jobs(
     services: ServicesDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(min_length=1, max_length=64, description=_AFTER)] = None,
     status: JobStatus | None = None,
 ) -> dict[str, Any]:
-    """The caller's own jobs, newest first."""
-    jobs, more = services.jobs.list(owner, limit=limit, status=status)
-    return {"object": "list", "data": [j.to_dict() for j in jobs], "has_more": more}
+    """The caller's own jobs, newest first, a page at a time (OpenAI's list object)."""
+    jobs, more = services.jobs.list(owner, limit=limit, status=status, after=after)
+    data = [j.to_dict() for j in jobs]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
 
 
 @router.get("/{job_id}")

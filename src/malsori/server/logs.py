@@ -26,7 +26,7 @@ MASK = "***"
 SECRET_PARAMS = frozenset(
     {"api_key", "apikey", "api-key", "key", "token", "access_token", "password", "secret"}
 )
-_QUERY_PARAM = re.compile(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)")
+_QUERY_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
 _KEY_SUBPROTOCOL = re.compile(r"(malsori-key\.)[^\s,;'\"]+")

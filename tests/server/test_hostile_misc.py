@@ -284,6 +284,11 @@ def test_without_auth_only_loopback_hosts_and_origins(open_server: ServerProcess
         assert httpx.get(url, headers={"Origin": origin}).status_code == 200, origin
     for origin in ("http://evil.example", "null", "http://localhost.evil.example"):
         assert httpx.get(url, headers={"Origin": origin}).status_code == 403, origin
+    # The server's own page under an allowed name; the same page name on another Host is not.
+    own = {"Host": "transcribe.lan:8000", "Origin": "http://transcribe.lan:8000"}
+    assert httpx.get(url, headers=own).status_code == 200
+    other = {"Host": f"127.0.0.1:{port}", "Origin": "http://transcribe.lan:8000"}
+    assert httpx.get(url, headers=other).status_code == 403
     # A cross-site form post (CSRF) is refused before anything is read.
     csrf = httpx.post(f"{proc.url}/v1/jobs", headers={"Origin": "http://evil.example"},
                       files={"file": ("a.wav", b"RIFF")})  # fmt: skip

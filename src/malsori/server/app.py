@@ -88,12 +88,14 @@ def create_app(
             allow_headers=settings.cors.allow_headers,
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
-    security = settings.security
-    if not settings.auth.enabled or security.allowed_hosts or security.allowed_origins:
+    security, no_auth = settings.security, not settings.auth.enabled
+    if no_auth or security.allowed_hosts or security.allowed_origins:
         app.add_middleware(
             LocalOriginMiddleware,
-            hosts=security.allowed_hosts,
-            origins=[*security.allowed_origins, *settings.cors.allow_origins],
+            hosts=security.allowed_hosts if no_auth or security.allowed_hosts else None,
+            origins=[*security.allowed_origins, *settings.cors.allow_origins]
+            if no_auth or security.allowed_origins
+            else None,
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeadersMiddleware, page_csp=PAGE_CSP)

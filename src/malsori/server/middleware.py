@@ -200,27 +200,45 @@ def _loopback_origin(origin: str) -> bool:
     return parts.scheme in ("http", "https") and (parts.hostname or "") in LOOPBACK_NAMES
 
 
+def _same_origin(origin: str, host: str) -> bool:
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(netloc) and netloc.lower() == host.strip().lower()
+
+
 class LocalOriginMiddleware:
     """Refuses (403, or a refused WebSocket handshake) requests whose Host is not a loopback
-    name or one of ``hosts``, or whose Origin (when sent) is not a loopback origin or one of
-    ``origins``. ``*`` in either list accepts anything there. Guards a server without
-    authentication from web pages that a local user visits (CSRF, DNS rebinding)."""
+    name or one of ``hosts``, or whose Origin (when sent) is not a loopback origin, one of
+    ``origins`` or the allowed Host's own origin (the server's page). ``*`` in a list accepts
+    anything; None skips that check. Guards a server without authentication from web pages
+    that a local user visits (CSRF, DNS rebinding)."""
 
-    def __init__(self, app: ASGIApp, hosts: Iterable[str], origins: Iterable[str]):
+    def __init__(self, app: ASGIApp, hosts: Iterable[str] | None, origins: Iterable[str] | None):
         self.app = app
-        self.hosts = frozenset(host_name(h) for h in hosts) | LOOPBACK_NAMES
-        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+        self.hosts = None if hosts is None else frozenset(map(host_name, hosts)) | LOOPBACK_NAMES
+        self.origins = (
+            None if origins is None else frozenset(o.rstrip("/").lower() for o in origins)
+        )
+
+    def _host_allowed(self, host: str | None) -> bool:
+        if self.hosts is None or "*" in self.hosts:
+            return True
+        return host is not None and host_name(host) in self.hosts
 
     def refusal(self, scope: Scope) -> str | None:
         """Why the request is refused, or None."""
         host = _header(scope, b"host")
-        if "*" not in self.hosts and (host is None or host_name(host) not in self.hosts):
+        if not self._host_allowed(host):
             return "this server answers only requests addressed to an allowed host name"
         origin = _header(scope, b"origin")
-        if origin is None or "*" in self.origins:
+        if origin is None or self.origins is None or "*" in self.origins:
             return None
         if origin.rstrip("/").lower() in self.origins or _loopback_origin(origin):
             return None
+        if host is not None and _same_origin(origin, host):
+            return None  # the page this (allowed) host served
         return "requests from this origin are not allowed"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -74,3 +74,24 @@ def test_the_filter_makes_every_record_one_safe_line() -> None:
 
 def test_safe_text_redacts_before_escaping() -> None:
     assert safe_text("/p\n?api_key=S") == "/p\\n?api_key=***"
+
+
+def test_a_traceback_cannot_forge_a_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SafeLogFilter())
+    log = logging.getLogger("malsori.tests.safe_tb")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        try:
+            raise ValueError("bad path /x\nFORGED line ?api_key=SECRET9")
+        except ValueError:
+            log.exception("failed on %s", "/x")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "failed on /x"
+    assert all(line.startswith("| ") for line in lines[1:]) and len(lines) > 2
+    assert "SECRET9" not in stream.getvalue()
+    assert not any(line.startswith("FORGED") for line in lines)

@@ -95,7 +95,8 @@ class RequestIdFilter(logging.Filter):
 
 
 class SafeLogFilter(logging.Filter):
-    """Redacts secrets and escapes control characters in each record's message (``safe_text``).
+    """Redacts secrets and escapes control characters in each record's message (``safe_text``);
+    a traceback's lines are marked with ``| `` and made safe one by one.
 
     A handler filter, so it sees the records of every logger (uvicorn's WebSocket lines too).
     """
@@ -107,6 +108,10 @@ class SafeLogFilter(logging.Filter):
             return True
         record.msg = safe_text(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # A traceback keeps its lines, each marked, so no text in it can start a log line.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = "\n".join(f"| {safe_text(line)}" for line in text.splitlines())
         return True
 
 

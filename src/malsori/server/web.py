@@ -18,10 +18,11 @@ from fastapi.staticfiles import StaticFiles
 STATIC_DIR = Path(__file__).parent / "static"
 
 # What the page needs: its own modules and stylesheet, fetch and the WebSocket to its own
-# origin, blob: links for downloads; nothing inline, no frames, no plugins.
+# origin, blob: URLs for downloads (which may be read back); nothing inline, no frames, no
+# plugins.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "media-src 'self' blob:; connect-src 'self' blob:; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 

@@ -147,9 +147,10 @@ def callback_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def test_callback_is_called_once_on_completion(
-    served: Served, clips: Clips, callback_server: tuple[str, list[dict[str, Any]]]
+    serve: Any, clips: Clips, callback_server: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, calls = callback_server
+    served = serve(jobs={"callback_allow_networks": ["127.0.0.0/8"]})  # loopback is internal
     job = submit(served, clips.speech, language="en", callback_url=url)
     wait_for(served, job["id"], "completed")
     deadline = time.monotonic() + 20

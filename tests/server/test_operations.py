@@ -101,8 +101,11 @@ def test_cors_only_when_configured(serve: Any, served: Served) -> None:
 
 def test_no_auth_serves_without_a_key(serve: Any) -> None:
     served = serve(auth={"enabled": False})
-    assert served.client.get("/v1/models").status_code == 200
-    assert served.client.get("/v1/jobs").json()["data"] == []
+    local = {"Host": "127.0.0.1:8000"}  # without auth, only loopback Host names are answered
+    assert served.client.get("/v1/models", headers=local).status_code == 200
+    assert served.client.get("/v1/jobs", headers=local).json()["data"] == []
+    refused = served.client.get("/v1/models")  # the test client's Host: testserver
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_origin"
 
 
 def test_settings_from_the_environment(monkeypatch: Any, tmp_path: Path) -> None:

@@ -124,3 +124,44 @@ def test_live_page_with_a_fake_microphone(
             screenshots.append(shot)
         finally:
             browser.close()
+
+
+def test_key_storage_and_content_security_policy(chromium: str, web_server: Server) -> None:
+    """The key stays in the tab (sessionStorage) unless "remember key on this device" is ticked
+    (localStorage); the page runs under its Content-Security-Policy without a violation."""
+    storage = (
+        "() => [sessionStorage.getItem('malsori.apiKey'), localStorage.getItem('malsori.apiKey')]"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BASE_ARGS)
+        try:
+            context = browser.new_context()
+            messages: list[str] = []
+            context.on("console", lambda m: messages.append(m.text))
+            page = context.new_page()
+            response = page.goto(f"{web_server.url}/")
+            assert response is not None
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            page.fill("#api-key", web_server.key)
+            page.click("#key-form button")
+            expect(page.locator("#key-status")).to_have_text("saved")
+            assert page.evaluate(storage) == [web_server.key, None]  # this tab only
+            page.reload()
+            expect(page.locator("#api-key")).to_have_value(web_server.key)  # kept while it lives
+            other = context.new_page()
+            other.goto(f"{web_server.url}/")
+            expect(other.locator("#api-key")).to_have_value("")  # a new tab does not have it
+            page.check("#remember-key")
+            page.click("#key-form button")
+            assert page.evaluate(storage) == [None, web_server.key]
+            third = context.new_page()
+            third.goto(f"{web_server.url}/")
+            expect(third.locator("#api-key")).to_have_value(web_server.key)
+            expect(third.locator("#remember-key")).to_be_checked()
+            third.uncheck("#remember-key")
+            third.click("#key-form button")
+            assert third.evaluate(storage) == [web_server.key, None]  # forgotten on the device
+            expect(third.locator("#jobs")).to_be_visible()
+            assert not [m for m in messages if "Content Security Policy" in m], messages
+        finally:
+            browser.close()

@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _store(args: argparse.Namespace) -> Any:
     require_server_extra("keys")
-    from ..server.db import Database
+    from ..server.db import Database, make_private_dir
     from ..server.keys import KeyStore
 
     settings = load_settings({"data_dir": args.data_dir} if args.data_dir else {})
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     return KeyStore(Database(settings.sqlalchemy_url()))
 
 

@@ -96,6 +96,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from ..server import create_app
     from ..server.logs import configure_logging
+    from ..server.protocol import header_timeout_protocol
     from ..server.services import load_served_model
 
     settings = load_settings(_overrides(args))
@@ -110,6 +111,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
+        http=header_timeout_protocol(settings.security.header_timeout_s),
         timeout_graceful_shutdown=15,
     )
     return 0

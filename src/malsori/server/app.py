@@ -16,11 +16,16 @@ from .errors import install_error_handlers
 from .forms import FORM_OVERHEAD_BYTES
 from .jobs import Clock
 from .metrics import Metrics
-from .middleware import BodyLimitMiddleware, RequestContextMiddleware
+from .middleware import (
+    BodyLimitMiddleware,
+    LocalOriginMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .routers import audio, jobs, models, ops, realtime
 from .services import start_services
 from .settings import ServerSettings
-from .web import mount_web_page
+from .web import PAGE_CSP, mount_web_page
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +72,9 @@ def create_app(
     for router in (audio.router, models.router, jobs.router, ops.router, realtime.router):
         app.include_router(router)
     mount_web_page(app)
-    # Added innermost first: the request context wraps everything, CORS wraps the size limit (so
-    # a 413 still carries CORS headers).
+    # Added innermost first: the security headers wrap everything, then the request context;
+    # the Host/Origin check (authentication off) comes before CORS; CORS wraps the size limit
+    # (so a 413 still carries CORS headers).
     app.add_middleware(
         BodyLimitMiddleware,
         max_upload_bytes=settings.limits.max_upload_bytes,
@@ -82,5 +88,15 @@ def create_app(
             allow_headers=settings.cors.allow_headers,
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+    security, no_auth = settings.security, not settings.auth.enabled
+    if no_auth or security.allowed_hosts or security.allowed_origins:
+        app.add_middleware(
+            LocalOriginMiddleware,
+            hosts=security.allowed_hosts if no_auth or security.allowed_hosts else None,
+            origins=[*security.allowed_origins, *settings.cors.allow_origins]
+            if no_auth or security.allowed_origins
+            else None,
+        )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware, page_csp=PAGE_CSP)
     return app

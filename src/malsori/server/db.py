@@ -8,16 +8,51 @@ missing. Times are stored as naive UTC.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .exceptions import NotReadyError
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_DIR_MODE = 0o700  # the data folder and its subfolders: the server's user only
+PRIVATE_FILE_MODE = 0o600  # the database, job audio and spool files
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) if missing and make it 0700: job audio, transcripts and
+    key hashes are nobody else's to read."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    _chmod(path, PRIVATE_DIR_MODE)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        os.chmod(path, mode)
+    except PermissionError:  # not ours (a folder the operator made): say so, go on
+        logger.warning("cannot make %s private (mode %o): not owned by this user", path, mode)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (SQLite gives its -wal and -shm
+    files the database's mode); an existing one is made 0600 too."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            _chmod(file, PRIVATE_FILE_MODE)
 
 
 def utcnow() -> datetime:
@@ -80,6 +115,7 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         if url.startswith("sqlite"):
+            _private_sqlite_file(url)
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 30}
             )

@@ -35,6 +35,8 @@ from .exceptions import (
     JobNotFoundError,
     TranscriptionCancelled,
 )
+from .logs import redact
+from .netguard import CallbackGuard, CallbackRefusedError
 from .scheduler import WorkerPool, WorkItem
 from .settings import JobSettings
 from .transcriber import Transcriber
@@ -110,6 +112,9 @@ class JobService:
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._callbacks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="malsori-callback")
+        self.callback_guard = CallbackGuard(
+            settings.callback_allow_hosts, settings.callback_allow_networks
+        )
 
     # --- the caller's side ----------------------------------------------------------------------
 
@@ -376,15 +381,17 @@ class JobService:
                 return
             body = JobView(row).to_dict()
         try:
-            response = httpx.post(
+            status = self.callback_guard.post_json(
                 url,
-                json=body,
+                body,
                 timeout=self.settings.callback_timeout_s,
                 headers={"User-Agent": f"malsori/{__version__}"},
             )
-            logger.info("job %s callback answered %d", job_id, response.status_code)
+            logger.info("job %s callback answered %d", job_id, status)
+        except CallbackRefusedError as e:
+            logger.warning("job %s callback refused: %s", job_id, e)
         except httpx.HTTPError as e:
-            logger.warning("job %s callback to %s failed: %s", job_id, url, e)
+            logger.warning("job %s callback to %s failed: %s", job_id, redact(url), e)
 
     def _delete_audio(self, job_id: str) -> None:
         self.spool.job_audio(job_id).unlink(missing_ok=True)

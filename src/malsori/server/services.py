@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..model import Model, default_threads, load_model
-from .db import Database
+from .db import Database, make_private_dir
 from .gpu import Nvml
 from .jobs import Clock, JobService
 from .keys import KeyStore
@@ -87,7 +87,7 @@ def start_services(
     clock: Clock | None = None,
 ) -> Services:
     """Open the database, load the model (unless given), start the workers, requeue jobs."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     spool = UploadSpool(settings.data_dir)
     spool.prepare()
     db = Database(settings.sqlalchemy_url())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..options import FULL_ENCODER_WINDOW_S, MIN_ENCODER_WINDOW_S
@@ -80,6 +80,11 @@ class JobSettings(_Group):
     """Timeout of the single completion callback request."""
     progress_interval_s: float = Field(default=1.0, ge=0)
     """Least time between two progress writes of one running job."""
+    callback_allow_hosts: list[str] = Field(default_factory=list)
+    """Callback host names allowed whatever they resolve to (internal hooks); by default a
+    callback may only go to public addresses (never loopback, private or link-local ones)."""
+    callback_allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Networks (CIDR, ``["10.0.0.0/8"]``) callbacks may reach besides public addresses."""
 
 
 class AuthSettings(_Group):
@@ -97,6 +102,20 @@ class CorsSettings(_Group):
         default_factory=lambda: ["Authorization", "Content-Type", "X-Request-ID"]
     )
     """Request headers allowed by CORS."""
+
+
+class SecuritySettings(_Group):
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host header names (no port) accepted besides loopback ones (localhost, 127.0.0.1, ::1)
+    when authentication is off (``["*"]``: any); when it is on, checked only if not empty."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Browser origins (``https://app.example``) accepted besides loopback ones and the CORS
+    origins when authentication is off (``["*"]``: any); when it is on, checked only if not
+    empty. Requests without an Origin header (non-browser clients) are not affected."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send a complete request head, counted from its opening (or,
+    on a kept-alive connection, from the first byte of its next request); past it the
+    connection is closed. Stops slow-loris clients holding connections open."""
 
 
 class RealtimeSettings(_Group):
@@ -167,6 +186,8 @@ class ServerSettings(BaseSettings):
     """Cross-origin requests from browsers."""
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     """Live streams over the ``/v1/realtime`` WebSocket."""
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """Host and Origin checks, connection timeouts."""
 
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

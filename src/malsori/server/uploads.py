@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from ..audio import SAMPLE_RATE, AudioStream, probe
 from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
+from .db import PRIVATE_FILE_MODE, make_private_dir
 from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
 
 logger = logging.getLogger(__name__)
@@ -85,17 +86,18 @@ class UploadSpool:
 
     def prepare(self) -> None:
         """Create the folders and remove spool files a killed process left behind."""
-        self.audio_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.audio_dir)
         if self.spool_dir.exists():
             shutil.rmtree(self.spool_dir, ignore_errors=True)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.spool_dir)
 
     def save(self, source: BinaryIO, max_bytes: int) -> Path:
         """Copy an upload into the spool, refusing it once it passes ``max_bytes``."""
         target = self.spool_dir / secrets.token_hex(16)
         written = 0
         try:
-            with open(target, "wb") as out:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            with open(fd, "wb") as out:
                 while chunk := source.read(_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:

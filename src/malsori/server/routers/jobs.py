@@ -26,6 +26,7 @@ async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -
     form = await read_multipart(request, services)
     try:
         params = parse_params(JobParams, form)
+        await run_in_threadpool(services.jobs.callback_guard.check, params.callback_url)
         options = services.transcriber.options(params, params.task)
         audio, label = await receive_audio(services, form)
     finally:

@@ -1,14 +1,21 @@
-// The server's HTTP API, with the user's key (kept in localStorage) on every request.
+// The server's HTTP API, with the user's key on every request. The key is kept in this tab's
+// sessionStorage (gone when the tab closes) unless the user asks to remember it on this device:
+// then in localStorage, in clear, until cleared.
 
 const KEY_STORAGE = "malsori.apiKey";
 
 export function getKey() {
-  return localStorage.getItem(KEY_STORAGE) || "";
+  return sessionStorage.getItem(KEY_STORAGE) || localStorage.getItem(KEY_STORAGE) || "";
 }
 
-export function setKey(key) {
-  if (key) localStorage.setItem(KEY_STORAGE, key);
-  else localStorage.removeItem(KEY_STORAGE);
+export function keyRemembered() {
+  return Boolean(localStorage.getItem(KEY_STORAGE));
+}
+
+export function setKey(key, remember = false) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  localStorage.removeItem(KEY_STORAGE);
+  if (key) (remember ? localStorage : sessionStorage).setItem(KEY_STORAGE, key);
 }
 
 function authHeaders() {

@@ -1,6 +1,6 @@
 // Entry point: the API key form, the two pages (#files, #live) and error messages.
 
-import { getKey, setKey } from "./api.js";
+import { getKey, keyRemembered, setKey } from "./api.js";
 import { refreshJobs, setUpFiles } from "./files.js";
 import { setUpLive } from "./live.js";
 
@@ -26,10 +26,11 @@ function route() {
 
 function setUpKey() {
   $("api-key").value = getKey();
+  $("remember-key").checked = keyRemembered();
   $("key-status").textContent = getKey() ? "saved" : "";
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    setKey($("api-key").value.trim());
+    setKey($("api-key").value.trim(), $("remember-key").checked);
     $("key-status").textContent = getKey() ? "saved" : "cleared";
     route();
   });

@@ -1,5 +1,5 @@
 """Uploaded audio: spooled to the data folder under names the server makes, then checked by
-decoding it.
+decoding it, on a bounded pool of its own.
 
 Client file names never become paths: a file is stored as ``uploads/<random hex>`` (and a job's
 as ``audio/<job id>``); the client's name is kept only as a display label, cleaned of path parts
@@ -9,17 +9,21 @@ name or the declared content type.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..audio import SAMPLE_RATE, AudioStream, probe
+from ..audio import AudioStream, probe
 from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
 from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
+from .quotas import KeyCounter
+from .settings import LimitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,9 @@ def check_audio(path: Path, max_seconds: float) -> CheckedAudio:
     """Decode the whole upload once: raise for empty, non-audio, corrupt or too-long content.
 
     NotAudioError (nothing FFmpeg opens as audio), AudioDecodeError (opens, then fails: corrupt
-    or truncated), EmptyAudioError, AudioTooLongError. Messages name no server path.
+    or truncated), EmptyAudioError, AudioTooLongError. Messages name no server path. Audio longer
+    than ``max_seconds`` is refused as soon as that is known: from the header's length, from the
+    packets' stated durations, or once decoding passes the limit, never after decoding it all.
     """
     size = path.stat().st_size
     if size == 0:
@@ -65,15 +71,47 @@ def check_audio(path: Path, max_seconds: float) -> CheckedAudio:
     too_long = AudioTooLongError(f"audio longer than the limit of {max_seconds:g} s")
     if info.declared_duration is not None and info.declared_duration > max_seconds + 1.0:
         raise too_long
-    samples = 0
     try:
-        for block in AudioStream(path).blocks(block_s=60.0):
-            samples += block.size
-            if samples > max_seconds * SAMPLE_RATE:
-                raise too_long
+        seconds = AudioStream(path).measure(max_seconds)
     except (AudioDecodeError, EmptyAudioError) as e:
         raise type(e)(_scrubbed(e, path)) from e
-    return CheckedAudio(path, size, samples / SAMPLE_RATE, info.format)
+    if seconds > max_seconds:
+        raise too_long
+    return CheckedAudio(path, size, seconds, info.format)
+
+
+class UploadChecker:
+    """Runs ``check_audio`` on threads of its own, a bounded number at once.
+
+    At most ``max_concurrent_decodes`` checks run at the same time, on this pool's threads (never
+    the threads that serve key lookups, readiness or other requests); more wait their turn. One
+    API key may have ``max_concurrent_decodes_per_key`` checks running or waiting; one more is
+    refused at once (QuotaExceededError). Callers reserve their queue slot before checking, so
+    the waiting line is bounded by the queue too.
+    """
+
+    def __init__(self, limits: LimitSettings):
+        self.max_seconds = limits.max_audio_seconds
+        self._executor = ThreadPoolExecutor(
+            max_workers=limits.max_concurrent_decodes, thread_name_prefix="malsori-decode"
+        )
+        self._per_key = KeyCounter(limits.max_concurrent_decodes_per_key, "uploads being checked")
+
+    async def check(self, path: Path, owner: str) -> CheckedAudio:
+        """Check ``path`` for ``owner`` on the pool; the key's place is freed when the check ends
+        (also when the caller stops waiting: a check not yet started is then dropped)."""
+        lease = self._per_key.acquire(owner)
+        try:
+            future = self._executor.submit(check_audio, path, self.max_seconds)
+        except BaseException:
+            lease.release()
+            raise
+        future.add_done_callback(lambda _: lease.release())
+        return await asyncio.wrap_future(future)
+
+    def stop(self) -> None:
+        """Drop waiting checks; running ones end with their file."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class UploadSpool:

@@ -21,27 +21,34 @@ _FORM_DOC = multipart_openapi(JobParams)
 
 @router.post("", status_code=202, openapi_extra=_FORM_DOC)
 async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
-    """Accept audio for transcription in the background; poll the job or wait for the callback."""
-    form = await read_multipart(request, services)
-    try:
-        params = parse_params(JobParams, form)
-        options = services.transcriber.options(params, params.task)
-        audio, label = await receive_audio(services, form)
-    finally:
-        await form.close()
-    try:
-        job = await run_in_threadpool(
-            services.jobs.submit,
-            owner,
-            audio,
-            options,
-            filename=label,
-            callback_url=params.callback_url,
-            request_id=current_request_id(),
-        )
-    except BaseException:
-        services.spool.discard(audio.path)
-        raise
+    """Accept audio for transcription in the background; poll the job or wait for the callback.
+
+    At most ``max_queued_jobs_per_key`` of a key's jobs may be queued or running (429 past it);
+    the queue slot is reserved before the upload is decoded."""
+    stored = await services.call(services.jobs.pending, owner)
+    with services.quotas.jobs.acquire(owner, elsewhere=stored):
+        form = await read_multipart(request, services)
+        try:
+            params = parse_params(JobParams, form)
+            options = services.transcriber.options(params, params.task)
+            with services.pool.slot() as slot:  # capacity first, then the decoding check
+                audio, label = await receive_audio(services, form, owner)
+                try:
+                    job = await run_in_threadpool(
+                        services.jobs.submit,
+                        owner,
+                        audio,
+                        options,
+                        slot=slot,
+                        filename=label,
+                        callback_url=params.callback_url,
+                        request_id=current_request_id(),
+                    )
+                except BaseException:
+                    services.spool.discard(audio.path)
+                    raise
+        finally:
+            await form.close()
     body = job.to_dict()
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{body['id']}"})
 

@@ -1,0 +1,144 @@
+"""Per-key quotas in-process: one key cannot fill the job queue, hold every synchronous request,
+or every upload check; refusals are 429 with ``Retry-After`` in OpenAI's envelope and store
+nothing. The worker pool drops a cancelled waiting item from the queue at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from malsori.server.exceptions import QuotaExceededError
+from malsori.server.scheduler import WorkerPool, WorkItem
+from malsori.server.settings import LimitSettings
+from malsori.server.uploads import CheckedAudio, UploadChecker
+
+from .helpers import Blocker, Clips, Served, submit, wait_for
+
+
+def assert_quota_refusal(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    error = response.json()["error"]
+    assert error["code"] == "quota_exceeded" and error["type"] == "rate_limit_error"
+    assert "this API key already has" in error["message"]
+
+
+def wait_until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.02)
+
+
+def test_one_key_cannot_fill_the_job_queue(serve: Any, clips: Clips) -> None:
+    served: Served = serve(limits={"max_queued_jobs_per_key": 2, "queue_size": 8})
+    blocker = Blocker(served)
+    mine = [submit(served, clips.speech, language="en") for _ in range(2)]
+    before = served.stored()
+    files = {"file": ("a.wav", clips.speech.read_bytes())}
+    refused = served.client.post("/v1/jobs", files=files, headers=served.auth())
+    assert_quota_refusal(refused)
+    assert served.stored() == before  # nothing stored for the refused one
+    other = served.new_key()
+    theirs = submit(served, clips.speech, key=other, language="en")  # the queue is not full
+    blocker.release.set()
+    for job in mine:
+        assert wait_for(served, job["id"], "completed", "failed")["status"] == "completed"
+    submit(served, clips.speech, language="en")  # finished jobs no longer count
+    url = f"/v1/jobs/{theirs['id']}"
+    wait_until(
+        lambda: served.client.get(url, headers=served.auth(other)).json()["status"] == "completed",
+        timeout=60,
+    )
+
+
+def test_concurrent_requests_per_key(serve: Any, clips: Clips) -> None:
+    served: Served = serve(limits={"max_concurrent_requests_per_key": 1})
+    blocker = Blocker(served)
+    other = served.new_key()
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, key: str | None) -> None:
+        files = {"file": ("a.wav", clips.speech.read_bytes())}
+        answers[name] = served.client.post(
+            "/v1/audio/transcriptions", files=files, data={"language": "en"},
+            headers=served.auth(key),
+        )  # fmt: skip
+
+    first = threading.Thread(target=post, args=("first", None))
+    first.start()
+    wait_until(lambda: served.services.pool.waiting == 1)  # queued behind the blocker
+    post("second", None)
+    assert_quota_refusal(answers["second"])
+    theirs = threading.Thread(target=post, args=("theirs", other))
+    theirs.start()
+    wait_until(lambda: served.services.pool.waiting == 2)  # another key is not held back
+    blocker.release.set()
+    first.join(60)
+    theirs.join(60)
+    assert answers["first"].status_code == 200 and answers["theirs"].status_code == 200
+    post("again", None)  # the quota was given back when the first request ended
+    assert answers["again"].status_code == 200
+    assert served.services.quotas.requests.count(served.services.keys.list()[0].id) == 0
+
+
+def test_upload_checks_per_key_run_on_their_own_threads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    release = threading.Event()
+    threads: list[str] = []
+
+    def slow_check(path: Path, max_seconds: float) -> CheckedAudio:
+        threads.append(threading.current_thread().name)
+        release.wait(10)
+        return CheckedAudio(path, 1, 1.0, "wav")
+
+    monkeypatch.setattr("malsori.server.uploads.check_audio", slow_check)
+    checker = UploadChecker(
+        LimitSettings(max_concurrent_decodes=2, max_concurrent_decodes_per_key=1)
+    )
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(checker.check(tmp_path / "a", "key_a"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QuotaExceededError):
+            await checker.check(tmp_path / "b", "key_a")  # refused at once, not queued
+        other = asyncio.ensure_future(checker.check(tmp_path / "c", "key_b"))
+        await asyncio.sleep(0.05)
+        release.set()
+        assert (await first).duration == 1.0 and (await other).duration == 1.0
+        assert (await checker.check(tmp_path / "d", "key_a")).duration == 1.0  # given back
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        checker.stop()
+    assert len(threads) == 3 and all(t.startswith("malsori-decode") for t in threads)
+
+
+def test_a_cancelled_waiting_item_leaves_the_queue_at_once() -> None:
+    pool = WorkerPool(workers=1, queue_size=2)
+    pool.start()
+    release = threading.Event()
+    pool.submit(WorkItem(run=lambda: release.wait(10), name="blocker"))
+    wait_until(lambda: pool.active == 1)
+    ran: list[bool] = []
+    item = WorkItem(run=lambda: ran.append(item.cancel.is_set()), name="dropped")
+    pool.submit(item)
+    assert pool.waiting == 1
+    pool.cancel(item)
+    assert pool.waiting == 0 and item.state == "dropped"
+    with pool.slot(), pool.slot():  # both places are free again
+        pass
+    release.set()
+    wait_until(lambda: ran == [True])  # the worker only let it see its cancel (to clean up)
+    wait_until(lambda: pool.active == 0)
+    assert pool.waiting == 0
+    pool.stop()

@@ -1,6 +1,7 @@
-"""Per-key quotas in-process: one key cannot fill the job queue, hold every synchronous request,
-or every upload check; refusals are 429 with ``Retry-After`` in OpenAI's envelope and store
-nothing. The worker pool drops a cancelled waiting item from the queue at once."""
+"""Per-key quotas in-process: one key cannot fill the job queue or hold every synchronous request
+(refusals are 429 with ``Retry-After`` in OpenAI's envelope and store nothing), nor every upload
+check (its further checks wait for its own turn, on the checker's threads). The worker pool drops
+a cancelled waiting item from the queue at once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from malsori.server.exceptions import QuotaExceededError
+from malsori.server.quotas import KeyCounter
 from malsori.server.scheduler import WorkerPool, WorkItem
 from malsori.server.settings import LimitSettings
 from malsori.server.uploads import CheckedAudio, UploadChecker
@@ -88,14 +90,14 @@ def test_concurrent_requests_per_key(serve: Any, clips: Clips) -> None:
     assert served.services.quotas.requests.count(served.services.keys.list()[0].id) == 0
 
 
-def test_upload_checks_per_key_run_on_their_own_threads(
+def test_upload_checks_take_turns_per_key_on_their_own_threads(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     release = threading.Event()
-    threads: list[str] = []
+    started: list[tuple[str, str]] = []
 
     def slow_check(path: Path, max_seconds: float) -> CheckedAudio:
-        threads.append(threading.current_thread().name)
+        started.append((path.name, threading.current_thread().name))
         release.wait(10)
         return CheckedAudio(path, 1, 1.0, "wav")
 
@@ -105,22 +107,39 @@ def test_upload_checks_per_key_run_on_their_own_threads(
     )
 
     async def scenario() -> None:
-        first = asyncio.ensure_future(checker.check(tmp_path / "a", "key_a"))
-        await asyncio.sleep(0.05)
-        with pytest.raises(QuotaExceededError):
-            await checker.check(tmp_path / "b", "key_a")  # refused at once, not queued
-        other = asyncio.ensure_future(checker.check(tmp_path / "c", "key_b"))
-        await asyncio.sleep(0.05)
+        first = asyncio.ensure_future(checker.check(tmp_path / "a1", "key_a"))
+        second = asyncio.ensure_future(checker.check(tmp_path / "a2", "key_a"))
+        await asyncio.sleep(0.1)
+        other = asyncio.ensure_future(checker.check(tmp_path / "b1", "key_b"))
+        await asyncio.sleep(0.1)
+        # key_a's second check waits for key_a's turn; key_b's runs on the free thread.
+        assert [name for name, _ in started] == ["a1", "b1"]
         release.set()
-        assert (await first).duration == 1.0 and (await other).duration == 1.0
-        assert (await checker.check(tmp_path / "d", "key_a")).duration == 1.0  # given back
+        for check in (first, second, other):
+            assert (await check).duration == 1.0
 
     try:
         asyncio.run(scenario())
     finally:
         release.set()
         checker.stop()
-    assert len(threads) == 3 and all(t.startswith("malsori-decode") for t in threads)
+    assert [name for name, _ in started] == ["a1", "b1", "a2"]
+    assert all(thread.startswith("malsori-decode") for _, thread in started)
+    assert not checker._turns  # nothing left behind per key
+
+
+def test_without_authentication_there_is_no_per_key_quota() -> None:
+    unbounded = KeyCounter(None, "synchronous requests")
+    leases = [unbounded.acquire("local") for _ in range(100)]
+    assert unbounded.count("local") == 100
+    for lease in leases:
+        lease.release()
+        lease.release()  # given back once, however often released
+    assert unbounded.count("local") == 0
+    bounded = KeyCounter(1, "queued jobs", retry_after=lambda: 7)
+    with pytest.raises(QuotaExceededError) as refused:
+        bounded.acquire("key", elsewhere=1)  # one stored in the database already
+    assert refused.value.retry_after == 7
 
 
 def test_a_cancelled_waiting_item_leaves_the_queue_at_once() -> None:

@@ -49,8 +49,8 @@ class Lease:
 class KeyCounter:
     """Things of one kind in progress per key, at most ``limit`` each."""
 
-    def __init__(self, limit: int, what: str, retry_after: Callable[[], int] = lambda: 1):
-        self.limit = limit
+    def __init__(self, limit: int | None, what: str, retry_after: Callable[[], int] = lambda: 1):
+        self.limit = limit  # None: counted, never refused (authentication off: one caller)
         self.what = what  # "synchronous requests", for the error message
         self.retry_after = retry_after
         self._counts: dict[str, int] = {}
@@ -65,7 +65,7 @@ class KeyCounter:
         key already has that this counter does not see (jobs stored in the database)."""
         with self._lock:
             held = self._counts.get(key, 0)
-            if held + elsewhere >= self.limit:
+            if self.limit is not None and held + elsewhere >= self.limit:
                 raise QuotaExceededError(
                     f"this API key already has {held + elsewhere} {self.what} in progress, "
                     f"its limit; try again later",

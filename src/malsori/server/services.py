@@ -124,11 +124,16 @@ def start_services(
             metrics.watch_gpu(nvml.memory_used)
     limits = settings.limits
     pool = WorkerPool(settings.workers, limits.queue_size)
+    per_key = settings.auth.enabled  # without keys there is one caller: no per-key quotas
     quotas = Quotas(
         requests=KeyCounter(
-            limits.max_concurrent_requests_per_key, "synchronous requests", pool.retry_after
+            limits.max_concurrent_requests_per_key if per_key else None,
+            "synchronous requests",
+            pool.retry_after,
         ),
-        jobs=KeyCounter(limits.max_queued_jobs_per_key, "queued jobs", pool.retry_after),
+        jobs=KeyCounter(
+            limits.max_queued_jobs_per_key if per_key else None, "queued jobs", pool.retry_after
+        ),
     )
     metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
     transcriber = Transcriber(model, pool, metrics, settings.decode, settings.model.aliases)
@@ -143,7 +148,7 @@ def start_services(
             "authentication is on and no API key exists: create one with "
             "`malsori keys create NAME` (or run with --no-auth for local use)"
         )
-    checker = UploadChecker(limits)
+    checker = UploadChecker(limits, per_key=per_key)
     return Services(
         settings, metrics, db, keys, spool, checker, quotas, pool, transcriber, jobs, sweeper
     )

@@ -69,12 +69,13 @@ class LimitSettings(_Group):
     """Uploads checked (decoded once to measure them) at the same time, each on one thread of
     the decode pool; more wait, holding the queue slot they reserved first."""
     max_concurrent_decodes_per_key: int = Field(default=2, ge=1)
-    """Uploads of one API key checked at the same time; past that the key gets 429."""
+    """Uploads of one API key checked at the same time; the key's others wait their turn."""
     max_queued_jobs_per_key: int = Field(default=16, ge=1)
-    """Jobs of one API key queued or running (and being uploaded); past that the key gets 429."""
+    """Jobs of one API key queued or running (and being uploaded); past that the key gets 429
+    (not applied with authentication off)."""
     max_concurrent_requests_per_key: int = Field(default=4, ge=1)
     """Synchronous transcription or translation requests of one API key in progress at once
-    (from upload to answer); past that the key gets 429."""
+    (from upload to answer); past that the key gets 429 (not applied with authentication off)."""
 
 
 class JobSettings(_Group):

@@ -10,10 +10,12 @@ name or the declared content type.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import shutil
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,6 @@ from typing import BinaryIO
 from ..audio import AudioStream, probe
 from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
 from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
-from .quotas import KeyCounter
 from .settings import LimitSettings
 
 logger = logging.getLogger(__name__)
@@ -84,30 +85,46 @@ class UploadChecker:
     """Runs ``check_audio`` on threads of its own, a bounded number at once.
 
     At most ``max_concurrent_decodes`` checks run at the same time, on this pool's threads (never
-    the threads that serve key lookups, readiness or other requests); more wait their turn. One
-    API key may have ``max_concurrent_decodes_per_key`` checks running or waiting; one more is
-    refused at once (QuotaExceededError). Callers reserve their queue slot before checking, so
-    the waiting line is bounded by the queue too.
+    the threads that serve key lookups, readiness or other requests), and at most
+    ``max_concurrent_decodes_per_key`` of one API key: a key's further uploads wait for its own
+    turn, so one key cannot hold every decode thread. Callers reserve their queue slot before
+    checking, and their key's request or job quota before that, so every line is bounded.
     """
 
-    def __init__(self, limits: LimitSettings):
+    def __init__(self, limits: LimitSettings, *, per_key: bool = True):
         self.max_seconds = limits.max_audio_seconds
+        self.per_key_limit = (
+            limits.max_concurrent_decodes_per_key if per_key else limits.max_concurrent_decodes
+        )
         self._executor = ThreadPoolExecutor(
             max_workers=limits.max_concurrent_decodes, thread_name_prefix="malsori-decode"
         )
-        self._per_key = KeyCounter(limits.max_concurrent_decodes_per_key, "uploads being checked")
+        self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}  # key: turns, callers
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, owner: str) -> AsyncIterator[None]:
+        """Wait for one of ``owner``'s turns (called on the event loop only)."""
+        turns, callers = self._turns.get(owner) or (asyncio.Semaphore(self.per_key_limit), 0)
+        self._turns[owner] = (turns, callers + 1)
+        try:
+            async with turns:
+                yield
+        finally:
+            turns, callers = self._turns[owner]
+            if callers > 1:
+                self._turns[owner] = (turns, callers - 1)
+            else:
+                del self._turns[owner]
 
     async def check(self, path: Path, owner: str) -> CheckedAudio:
-        """Check ``path`` for ``owner`` on the pool; the key's place is freed when the check ends
-        (also when the caller stops waiting: a check not yet started is then dropped)."""
-        lease = self._per_key.acquire(owner)
-        try:
+        """Check ``path`` for ``owner`` on the pool, in the key's turn. A caller that stops
+        waiting drops its check if it has not started (a running one ends with its file)."""
+        async with self._turn(owner):
             future = self._executor.submit(check_audio, path, self.max_seconds)
-        except BaseException:
-            lease.release()
-            raise
-        future.add_done_callback(lambda _: lease.release())
-        return await asyncio.wrap_future(future)
+            try:
+                return await asyncio.wrap_future(future)
+            finally:
+                future.cancel()  # no effect once it runs or ran
 
     def stop(self) -> None:
         """Drop waiting checks; running ones end with their file."""

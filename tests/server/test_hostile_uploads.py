@@ -260,7 +260,7 @@ def test_a_client_that_leaves_stops_its_transcription(
 ) -> None:
     long = tmp_path / "longer.wav"
     run_tool("sox", *[clips.long] * 6, long)  # about 4 minutes of speech and pauses
-    proc, (key,) = start_server(("k",))
+    proc, (key,) = start_server(("k",), max_concurrent_requests_per_key=2)
     running = raw_request(proc.url, key, long)
     wait_for_gauge(proc.url, "malsori_active_jobs", 1, timeout=60)
     waiting = raw_request(proc.url, key, long)
@@ -274,7 +274,7 @@ def test_a_client_that_leaves_stops_its_transcription(
     assert log.count("client disconnected: its transcription is cancelled") == 2
     assert "transcription of longer.wav cancelled" in log
     assert "malsori_audio_seconds_processed_total" not in gauges(proc.url)  # none completed
-    # Both quota places and queue slots are free again: the same key is served at once.
+    # The key's two request places (its quota) are free again: it is served at once.
     short = httpx.post(
         f"{proc.url}/v1/audio/transcriptions",
         files={"file": ("speech.wav", clips.speech.read_bytes())},

@@ -23,6 +23,7 @@ from ...results import Segment, Transcript
 from ..deps import OwnerDep, ServicesDep
 from ..errors import envelope, kind_of
 from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
+from ..quotas import Lease
 from ..responses import delta_event, done_event, render, sse
 from ..scheduler import Slot, WorkItem
 from ..schemas import Task, TranscriptionParams
@@ -73,15 +74,18 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
     except BaseException:
         lease.release()
         raise
-    future.add_done_callback(lambda _: lease.release())
+    future.add_done_callback(lambda _: lease.release())  # or when the client leaves, below
     if params.stream:
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(segments.put_nowait, None))
         return StreamingResponse(
-            _events(segments, future, item, services),
+            _events(segments, future, item, services, lease),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript = await _result_unless_client_leaves(request, services, future, item)
+    try:
+        transcript = await _result_unless_client_leaves(request, services, future, item)
+    finally:
+        lease.release()
     if transcript is None:
         return Response(status_code=CLIENT_CLOSED)
     body, media_type = render(transcript, params.response_format, params.timestamp_granularities)
@@ -141,6 +145,7 @@ async def _events(
     future: Future[Transcript],
     item: WorkItem,
     services: Services,
+    lease: Lease,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a delta per segment, then done (or an error in OpenAI's envelope)."""
     try:
@@ -156,3 +161,4 @@ async def _events(
         yield sse(done_event(transcript))
     finally:
         services.pool.cancel(item)  # no effect once finished; stops the work if the client left
+        lease.release()

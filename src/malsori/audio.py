@@ -245,7 +245,7 @@ class AudioStream:
             stated = 0.0
             for packet in container.demux(stream):
                 stated += (packet.duration or 0) * base
-                if stated > limit_s:
+                if stated > limit_s + _TRUNCATION_SLACK_S:  # the slack of a declared length
                     return stated
         seconds = 0.0
         self.decoded_samples = 0

@@ -25,8 +25,9 @@ async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -
 
     At most ``max_queued_jobs_per_key`` of a key's jobs may be queued or running (429 past it);
     the queue slot is reserved before the upload is decoded."""
-    stored = await services.call(services.jobs.pending, owner)
-    with services.quotas.jobs.acquire(owner, elsewhere=stored):
+    quota = services.quotas.jobs
+    stored = await services.call(services.jobs.pending, owner) if quota.limit is not None else 0
+    with quota.acquire(owner, elsewhere=stored):
         form = await read_multipart(request, services)
         try:
             params = parse_params(JobParams, form)

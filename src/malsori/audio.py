@@ -228,6 +228,45 @@ class AudioStream:
         parts = list(self.blocks(block_s=600.0))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
+    def measure(self, limit_s: float) -> float:
+        """The input's length in seconds, found by decoding it, or a value over ``limit_s`` as
+        soon as it is known to be longer: a check of untrusted input that costs little.
+
+        First the packets' stated durations are summed without decoding (an input that states
+        more than ``limit_s`` is refused for the price of reading it, whatever its header says);
+        then every frame is decoded on one thread, without resampling, counting its samples and
+        stopping once past ``limit_s``. Raises as ``blocks`` does for corrupt, truncated or
+        empty input.
+        """
+        with _open(self.path) as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(f"{self.path}: has no audio stream")
+            stream = container.streams.audio[0]
+            base = float(stream.time_base) if stream.time_base is not None else 0.0
+            stated = 0.0
+            for packet in container.demux(stream):
+                stated += (packet.duration or 0) * base
+                if stated > limit_s + _TRUNCATION_SLACK_S:  # the slack of a declared length
+                    return stated
+        seconds = 0.0
+        self.decoded_samples = 0
+        with _open(self.path) as container:
+            stream = container.streams.audio[0]
+            stream.codec_context.thread_count = 1
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        seconds += frame.samples / (frame.sample_rate or SAMPLE_RATE)
+                        self.decoded_samples = round(seconds * SAMPLE_RATE)
+                    if seconds > limit_s:
+                        return seconds
+            except av.error.FFmpegError as e:
+                raise AudioDecodeError(
+                    f"{self.path}: corrupt or truncated audio after {seconds:.1f} s ({_reason(e)})"
+                ) from e
+        self._check_complete()
+        return seconds
+
     def _frames(self) -> Iterator[np.ndarray]:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with _open(self.path) as container:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from .exceptions import NotReadyError
 from .keys import LOCAL_OWNER
@@ -29,12 +28,13 @@ def _bearer(header: str | None) -> str | None:
 
 
 async def get_owner(request: Request) -> str:
-    """The id of the caller's API key (``local`` when authentication is off)."""
+    """The id of the caller's API key (``local`` when authentication is off). The lookup runs on
+    the services' control threads, so no flood of uploads or slow requests delays it."""
     services = get_services(request)
     if not services.settings.auth.enabled:
         return LOCAL_OWNER
     secret = _bearer(request.headers.get("authorization"))
-    key = await run_in_threadpool(services.keys.authenticate, secret)
+    key = await services.call(services.keys.authenticate, secret)
     return key.id
 
 

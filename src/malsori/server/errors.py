@@ -14,7 +14,7 @@ the server's own in ``exceptions.py``); ``install_error_handlers`` maps them to 
     413  upload larger than the limit, or audio longer than the limit
     415  content that does not open as audio (whatever its name or content type says)
     422  audio that opens but is corrupt or truncated
-    429  the work queue is full (with ``Retry-After``)
+    429  the work queue is full, or the API key's quota is used up (with ``Retry-After``)
     503  not ready (model not loaded, database unreachable)
 """
 
@@ -46,6 +46,8 @@ from .exceptions import (
     NotFoundError,
     NotReadyError,
     QueueFullError,
+    QuotaExceededError,
+    RetryLaterError,
     UnknownModelError,
     UploadTooLargeError,
 )
@@ -82,6 +84,7 @@ ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (InputError, ErrorKind(400, "invalid_input", "file")),
     (InvalidOptionError, ErrorKind(400, "invalid_option")),
     (QueueFullError, ErrorKind(429, "queue_full", type="rate_limit_error")),
+    (QuotaExceededError, ErrorKind(429, "quota_exceeded", type="rate_limit_error")),
     (NotReadyError, ErrorKind(503, "not_ready", type="server_error")),
 )
 INTERNAL = ErrorKind(500, "internal_error", type="server_error")
@@ -161,7 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def handle_malsori_error(request: Request, error: MalsoriError) -> JSONResponse:
         kind = kind_of(error)
         headers = {}
-        if isinstance(error, QueueFullError):
+        if isinstance(error, RetryLaterError):
             headers["Retry-After"] = str(error.retry_after)
         if kind is INTERNAL:
             logger.error("%s %s -> 500: %s", request.method, request.url.path, error)

@@ -46,12 +46,20 @@ class JobNotFinishedError(ServiceError):
     """A job's result was asked for before the job completed."""
 
 
-class QueueFullError(ServiceError):
-    """Every queue slot is taken; try again after ``retry_after`` seconds."""
+class RetryLaterError(ServiceError):
+    """Refused for now; trying again after ``retry_after`` seconds may work."""
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QueueFullError(RetryLaterError):
+    """Every queue slot is taken."""
+
+
+class QuotaExceededError(RetryLaterError):
+    """The caller's API key already has as much in progress as its quota allows."""
 
 
 class NotReadyError(ServiceError):

@@ -22,7 +22,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .errors import ApiError
 from .services import Services
-from .uploads import CheckedAudio, check_audio, display_name
+from .uploads import CheckedAudio, display_name
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -114,13 +114,14 @@ def uploaded_file(form: FormData) -> UploadFile:
     return upload
 
 
-async def receive_audio(services: Services, form: FormData) -> tuple[CheckedAudio, str]:
-    """Spool the form's file and decode it: the checked audio and the client's name as a label."""
+async def receive_audio(services: Services, form: FormData, owner: str) -> tuple[CheckedAudio, str]:
+    """Spool the form's file and decode it on the upload checker's bounded pool (reserve the
+    queue slot first): the checked audio and the client's name as a label."""
     upload = uploaded_file(form)
     limits = services.settings.limits
     path = await run_in_threadpool(services.spool.save, upload.file, limits.max_upload_bytes)
     try:
-        audio = await run_in_threadpool(check_audio, path, limits.max_audio_seconds)
+        audio = await services.checker.check(path, owner)
     except BaseException:
         services.spool.discard(path)
         raise

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import defer
 
 from .. import __version__
@@ -37,7 +37,7 @@ from .exceptions import (
 )
 from .logs import redact
 from .netguard import CallbackGuard, CallbackRefusedError
-from .scheduler import WorkerPool, WorkItem
+from .scheduler import Slot, WorkerPool, WorkItem
 from .settings import JobSettings
 from .transcriber import Transcriber
 from .uploads import CheckedAudio, UploadSpool
@@ -124,35 +124,35 @@ class JobService:
         audio: CheckedAudio,
         options: TranscribeOptions,
         *,
+        slot: Slot,
         filename: str,
         callback_url: str | None,
         request_id: str,
     ) -> JobView:
-        """Store and queue a job for checked audio; QueueFullError leaves nothing stored."""
-        with self.pool.slot() as slot:
-            job_id = "job_" + uuid.uuid4().hex
-            row = JobRow(
-                id=job_id,
-                owner=owner,
-                status="queued",
-                task=options.task,
-                model=self.transcriber.model.name,
-                options_json=json.dumps(options.to_dict()),
-                filename=filename,
-                audio_bytes=audio.size,
-                duration=audio.duration,
-                callback_url=callback_url,
-                request_id=request_id,
-                created_at=self.clock(),
-            )
-            path = self.spool.adopt(audio.path, job_id)
-            try:
-                with self.db.session() as s:
-                    s.add(row)
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            slot.submit(self._work_item(job_id, request_id))
+        """Store and queue a job for checked audio in the queue slot reserved for it."""
+        job_id = "job_" + uuid.uuid4().hex
+        row = JobRow(
+            id=job_id,
+            owner=owner,
+            status="queued",
+            task=options.task,
+            model=self.transcriber.model.name,
+            options_json=json.dumps(options.to_dict()),
+            filename=filename,
+            audio_bytes=audio.size,
+            duration=audio.duration,
+            callback_url=callback_url,
+            request_id=request_id,
+            created_at=self.clock(),
+        )
+        path = self.spool.adopt(audio.path, job_id)
+        try:
+            with self.db.session() as s:
+                s.add(row)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        slot.submit(self._work_item(job_id, request_id))
         logger.info("job %s queued (%.1f s of audio)", job_id, audio.duration)
         return JobView(row)
 
@@ -200,6 +200,16 @@ class JobService:
             )
             rows = list(s.scalars(query).all())
         return [JobView(r) for r in rows[:limit]], len(rows) > limit
+
+    def pending(self, owner: str) -> int:
+        """How many of the owner's jobs are queued or running (for the per-key quota)."""
+        query = (
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.owner == owner, JobRow.status.in_(("queued", "running")))
+        )
+        with self.db.session() as s:
+            return int(s.scalar(query) or 0)
 
     def result(self, owner: str, job_id: str) -> Transcript:
         with self.db.session() as s:

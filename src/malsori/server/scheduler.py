@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .exceptions import QueueFullError
 from .logs import reset_request_id, set_request_id
@@ -36,6 +37,8 @@ class WorkItem:
     name: str
     request_id: str = "-"
     cancel: threading.Event = field(default_factory=threading.Event)
+    state: Literal["new", "waiting", "dropped", "running"] = field(default="new", init=False)
+    """Set by the pool under its lock: a dropped item was cancelled while waiting."""
 
 
 class Slot:
@@ -122,11 +125,21 @@ class WorkerPool:
             retry_after=self.retry_after(),
         )
 
+    def cancel(self, item: WorkItem) -> None:
+        """Cancel an item. A waiting one leaves the queue's count at once (its slot is free; the
+        worker that later takes it only lets it clean up); a running one is told to stop."""
+        with self._lock:
+            item.cancel.set()
+            if item.state == "waiting":
+                item.state = "dropped"
+                self._waiting -= 1
+
     def _enqueue(self, item: WorkItem, *, reserved: bool) -> None:
         with self._lock:
             if reserved:
                 self._reserved -= 1
             self._waiting += 1
+            item.state = "waiting"
         self._queue.put(item)
 
     def _loop(self) -> None:
@@ -135,22 +148,30 @@ class WorkerPool:
             if item is None:
                 return
             with self._lock:
-                self._waiting -= 1
-                self._running.add(item)
+                dropped = item.state == "dropped"
+                if not dropped:
+                    item.state = "running"
+                    self._waiting -= 1
+                    self._running.add(item)
             if self.stopping.is_set():
                 item.cancel.set()  # run() sees it and returns at once
-            token = set_request_id(item.request_id)
-            started = time.perf_counter()
-            try:
-                item.run()
-            except Exception:  # run() reports its own errors; this keeps the worker alive
-                logger.exception("work item %s failed", item.name)
-            finally:
-                elapsed = time.perf_counter() - started
-                with self._lock:
-                    self._running.discard(item)
+            elapsed = self._run(item)
+            with self._lock:
+                self._running.discard(item)
+                if not dropped:
                     self._mean_item_s = 0.8 * self._mean_item_s + 0.2 * elapsed
-                reset_request_id(token)
+
+    def _run(self, item: WorkItem) -> float:
+        """Run one item in this worker thread; the seconds it took."""
+        token = set_request_id(item.request_id)
+        started = time.perf_counter()
+        try:
+            item.run()
+        except Exception:  # run() reports its own errors; this keeps the worker alive
+            logger.exception("work item %s failed", item.name)
+        finally:
+            reset_request_id(token)
+        return time.perf_counter() - started
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel running items, let the workers finish and join them."""

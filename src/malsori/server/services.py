@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..model import Model, default_threads, load_model
 from .db import Database, make_private_dir
@@ -13,12 +17,16 @@ from .gpu import Nvml
 from .jobs import Clock, JobService
 from .keys import KeyStore
 from .metrics import Metrics
+from .quotas import KeyCounter, Quotas
 from .scheduler import WorkerPool
 from .settings import ServerSettings
 from .transcriber import Transcriber
-from .uploads import UploadSpool
+from .uploads import UploadChecker, UploadSpool
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CONTROL_THREADS = 4  # short database calls only; more would just wait on the database
 
 
 class Sweeper:
@@ -52,17 +60,32 @@ class Services:
     db: Database
     keys: KeyStore
     spool: UploadSpool
+    checker: UploadChecker
+    quotas: Quotas
     pool: WorkerPool
     transcriber: Transcriber
     jobs: JobService
     sweeper: Sweeper
     started_at: int = field(default_factory=lambda: int(time.time()))  # Unix time
+    control: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=CONTROL_THREADS, thread_name_prefix="malsori-control"
+        )
+    )
+    """Threads for short database calls only (key lookups, readiness, quota counts): never
+    behind decoding uploads or the request handlers' shared pool."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the control threads: for short database calls."""
+        return await asyncio.wrap_future(self.control.submit(fn, *args))
 
     def stop(self) -> None:
         """Stop taking work, interrupt running work (jobs go back to the queue), close."""
         self.sweeper.stop()
+        self.checker.stop()
         self.pool.stop()
         self.jobs.close()
+        self.control.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
 
@@ -99,7 +122,19 @@ def start_services(
         nvml = Nvml()
         if nvml.available:
             metrics.watch_gpu(nvml.memory_used)
-    pool = WorkerPool(settings.workers, settings.limits.queue_size)
+    limits = settings.limits
+    pool = WorkerPool(settings.workers, limits.queue_size)
+    per_key = settings.auth.enabled  # without keys there is one caller: no per-key quotas
+    quotas = Quotas(
+        requests=KeyCounter(
+            limits.max_concurrent_requests_per_key if per_key else None,
+            "synchronous requests",
+            pool.retry_after,
+        ),
+        jobs=KeyCounter(
+            limits.max_queued_jobs_per_key if per_key else None, "queued jobs", pool.retry_after
+        ),
+    )
     metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
     transcriber = Transcriber(model, pool, metrics, settings.decode, settings.model.aliases)
     extra = {"clock": clock} if clock is not None else {}
@@ -113,4 +148,7 @@ def start_services(
             "authentication is on and no API key exists: create one with "
             "`malsori keys create NAME` (or run with --no-auth for local use)"
         )
-    return Services(settings, metrics, db, keys, spool, pool, transcriber, jobs, sweeper)
+    checker = UploadChecker(limits, per_key=per_key)
+    return Services(
+        settings, metrics, db, keys, spool, checker, quotas, pool, transcriber, jobs, sweeper
+    )

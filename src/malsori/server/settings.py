@@ -65,6 +65,17 @@ class LimitSettings(_Group):
     """Longest accepted audio, measured by decoding it (413)."""
     queue_size: int = Field(default=64, ge=1)
     """Requests and jobs that may wait for a worker; past that the server answers 429."""
+    max_concurrent_decodes: int = Field(default=4, ge=1)
+    """Uploads checked (decoded once to measure them) at the same time, each on one thread of
+    the decode pool; more wait, holding the queue slot they reserved first."""
+    max_concurrent_decodes_per_key: int = Field(default=2, ge=1)
+    """Uploads of one API key checked at the same time; the key's others wait their turn."""
+    max_queued_jobs_per_key: int = Field(default=16, ge=1)
+    """Jobs of one API key queued or running (and being uploaded); past that the key gets 429
+    (not applied with authentication off)."""
+    max_concurrent_requests_per_key: int = Field(default=4, ge=1)
+    """Synchronous transcription or translation requests of one API key in progress at once
+    (from upload to answer); past that the key gets 429 (not applied with authentication off)."""
 
 
 class JobSettings(_Group):
@@ -177,7 +188,7 @@ class ServerSettings(BaseSettings):
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
     """Decoding settings applied to every request."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
-    """Upload, duration and queue limits."""
+    """Upload, duration, queue, decoding and per-key limits."""
     jobs: JobSettings = Field(default_factory=JobSettings)
     """Durable jobs: retention, retries, callbacks."""
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -124,8 +124,10 @@ class Transcriber:
         label: str,
         slot: Slot,
         on_segment: SegmentCallback | None = None,
-    ) -> tuple[Future[Transcript], threading.Event]:
-        """Queue a transcription in a reserved slot: its future and the event that cancels it.
+    ) -> tuple[Future[Transcript], WorkItem]:
+        """Queue a transcription in a reserved slot: its future and its work item (for
+        ``WorkerPool.cancel``: a waiting item is dropped, a running one stops at its next
+        segment).
 
         The file at ``path`` is deleted once the work is over, whether it ran or not.
         """
@@ -136,6 +138,9 @@ class Transcriber:
                 future.set_result(
                     self.run(path, options, label=label, cancel=item.cancel, on_segment=on_segment)
                 )
+            except TranscriptionCancelled as e:
+                logger.info("transcription of %s cancelled", label)
+                future.set_exception(e)
             except BaseException as e:
                 future.set_exception(e)
             finally:
@@ -143,4 +148,4 @@ class Transcriber:
 
         item = WorkItem(run=work, name=f"request {label}", request_id=current_request_id())
         slot.submit(item)
-        return future, item.cancel
+        return future, item

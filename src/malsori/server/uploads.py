@@ -1,5 +1,5 @@
 """Uploaded audio: spooled to the data folder under names the server makes, then checked by
-decoding it.
+decoding it, on a bounded pool of its own.
 
 Client file names never become paths: a file is stored as ``uploads/<random hex>`` (and a job's
 as ``audio/<job id>``); the client's name is kept only as a display label, cleaned of path parts
@@ -9,18 +9,23 @@ name or the declared content type.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import shutil
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..audio import SAMPLE_RATE, AudioStream, probe
+from ..audio import AudioStream, probe
 from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
 from .db import PRIVATE_FILE_MODE, make_private_dir
 from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
+from .settings import LimitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,9 @@ def check_audio(path: Path, max_seconds: float) -> CheckedAudio:
     """Decode the whole upload once: raise for empty, non-audio, corrupt or too-long content.
 
     NotAudioError (nothing FFmpeg opens as audio), AudioDecodeError (opens, then fails: corrupt
-    or truncated), EmptyAudioError, AudioTooLongError. Messages name no server path.
+    or truncated), EmptyAudioError, AudioTooLongError. Messages name no server path. Audio longer
+    than ``max_seconds`` is refused as soon as that is known: from the header's length, from the
+    packets' stated durations, or once decoding passes the limit, never after decoding it all.
     """
     size = path.stat().st_size
     if size == 0:
@@ -66,15 +73,63 @@ def check_audio(path: Path, max_seconds: float) -> CheckedAudio:
     too_long = AudioTooLongError(f"audio longer than the limit of {max_seconds:g} s")
     if info.declared_duration is not None and info.declared_duration > max_seconds + 1.0:
         raise too_long
-    samples = 0
     try:
-        for block in AudioStream(path).blocks(block_s=60.0):
-            samples += block.size
-            if samples > max_seconds * SAMPLE_RATE:
-                raise too_long
+        seconds = AudioStream(path).measure(max_seconds)
     except (AudioDecodeError, EmptyAudioError) as e:
         raise type(e)(_scrubbed(e, path)) from e
-    return CheckedAudio(path, size, samples / SAMPLE_RATE, info.format)
+    if seconds > max_seconds:
+        raise too_long
+    return CheckedAudio(path, size, seconds, info.format)
+
+
+class UploadChecker:
+    """Runs ``check_audio`` on threads of its own, a bounded number at once.
+
+    At most ``max_concurrent_decodes`` checks run at the same time, on this pool's threads (never
+    the threads that serve key lookups, readiness or other requests), and at most
+    ``max_concurrent_decodes_per_key`` of one API key: a key's further uploads wait for its own
+    turn, so one key cannot hold every decode thread. Callers reserve their queue slot before
+    checking, and their key's request or job quota before that, so every line is bounded.
+    """
+
+    def __init__(self, limits: LimitSettings, *, per_key: bool = True):
+        self.max_seconds = limits.max_audio_seconds
+        self.per_key_limit = (
+            limits.max_concurrent_decodes_per_key if per_key else limits.max_concurrent_decodes
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=limits.max_concurrent_decodes, thread_name_prefix="malsori-decode"
+        )
+        self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}  # key: turns, callers
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, owner: str) -> AsyncIterator[None]:
+        """Wait for one of ``owner``'s turns (called on the event loop only)."""
+        turns, callers = self._turns.get(owner) or (asyncio.Semaphore(self.per_key_limit), 0)
+        self._turns[owner] = (turns, callers + 1)
+        try:
+            async with turns:
+                yield
+        finally:
+            turns, callers = self._turns[owner]
+            if callers > 1:
+                self._turns[owner] = (turns, callers - 1)
+            else:
+                del self._turns[owner]
+
+    async def check(self, path: Path, owner: str) -> CheckedAudio:
+        """Check ``path`` for ``owner`` on the pool, in the key's turn. A caller that stops
+        waiting drops its check if it has not started (a running one ends with its file)."""
+        async with self._turn(owner):
+            future = self._executor.submit(check_audio, path, self.max_seconds)
+            try:
+                return await asyncio.wrap_future(future)
+            finally:
+                future.cancel()  # no effect once it runs or ran
+
+    def stop(self) -> None:
+        """Drop waiting checks; running ones end with their file."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class UploadSpool:

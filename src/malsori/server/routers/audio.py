@@ -1,9 +1,15 @@
-"""``POST /v1/audio/transcriptions`` and ``/v1/audio/translations`` (OpenAI-compatible)."""
+"""``POST /v1/audio/transcriptions`` and ``/v1/audio/translations`` (OpenAI-compatible).
+
+A request counts against its key's ``max_concurrent_requests_per_key`` from its upload to its
+answer; a queue slot is reserved before its upload is decoded. When the client goes away first,
+its work is cancelled: dropped from the queue while waiting, stopped at the next segment while
+running.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -17,78 +23,129 @@ from ...results import Segment, Transcript
 from ..deps import OwnerDep, ServicesDep
 from ..errors import envelope, kind_of
 from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
+from ..quotas import Lease
 from ..responses import delta_event, done_event, render, sse
+from ..scheduler import Slot, WorkItem
 from ..schemas import Task, TranscriptionParams
 from ..services import Services
 from ..transcriber import SegmentCallback
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1/audio", tags=["audio"])
 
 _FORM_DOC = multipart_openapi(TranscriptionParams)
+CLIENT_CLOSED = 499  # the client left before the answer (nginx's code; it never reaches them)
 
 
 @router.post("/transcriptions", openapi_extra=_FORM_DOC)
-async def create_transcription(request: Request, services: ServicesDep, _: OwnerDep) -> Response:
+async def create_transcription(
+    request: Request, services: ServicesDep, owner: OwnerDep
+) -> Response:
     """Transcribe audio in its spoken language."""
-    return await _handle(request, services, "transcribe")
+    return await _handle(request, services, owner, "transcribe")
 
 
 @router.post("/translations", openapi_extra=_FORM_DOC)
-async def create_translation(request: Request, services: ServicesDep, _: OwnerDep) -> Response:
+async def create_translation(request: Request, services: ServicesDep, owner: OwnerDep) -> Response:
     """Translate speech into English text."""
-    return await _handle(request, services, "translate")
+    return await _handle(request, services, owner, "translate")
 
 
-async def _handle(request: Request, services: Services, task: Task) -> Response:
-    form = await read_multipart(request, services)
-    try:
-        params = parse_params(TranscriptionParams, form)
-        options = services.transcriber.options(params, task)
-        audio, label = await receive_audio(services, form)
-    finally:
-        await form.close()
+async def _handle(request: Request, services: Services, owner: str, task: Task) -> Response:
+    lease = services.quotas.requests.acquire(owner)  # given back when the work is over
     loop = asyncio.get_running_loop()
     segments: asyncio.Queue[Segment | None] = asyncio.Queue()
 
     def on_segment(segment: Segment) -> None:
         loop.call_soon_threadsafe(segments.put_nowait, segment)
 
-    callback = on_segment if params.stream else None
-    future, cancel = _submit(services, audio.path, options, label, callback)
+    try:
+        form = await read_multipart(request, services)
+        try:
+            params = parse_params(TranscriptionParams, form)
+            options = services.transcriber.options(params, task)
+            callback = on_segment if params.stream else None
+            with services.pool.slot() as slot:  # capacity first, then the decoding check
+                audio, label = await receive_audio(services, form, owner)
+                future, item = _submit(services, slot, audio.path, options, label, callback)
+        finally:
+            await form.close()
+    except BaseException:
+        lease.release()
+        raise
+    future.add_done_callback(lambda _: lease.release())  # or when the client leaves, below
     if params.stream:
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(segments.put_nowait, None))
         return StreamingResponse(
-            _events(segments, future, cancel),
+            _events(segments, future, item, services, lease),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript = await asyncio.wrap_future(future)
+    try:
+        transcript = await _result_unless_client_leaves(request, services, future, item)
+    finally:
+        lease.release()
+    if transcript is None:
+        return Response(status_code=CLIENT_CLOSED)
     body, media_type = render(transcript, params.response_format, params.timestamp_granularities)
     return Response(body, media_type=media_type)
 
 
 def _submit(
     services: Services,
+    slot: Slot,
     path: Path,
     options: TranscribeOptions,
     label: str,
     on_segment: SegmentCallback | None,
-) -> tuple[Future[Transcript], threading.Event]:
-    """Queue the work in a free slot; the spooled file is deleted if it cannot be queued."""
+) -> tuple[Future[Transcript], WorkItem]:
+    """Queue the work in its reserved slot; the spooled file is deleted if it cannot be queued."""
     try:
-        with services.pool.slot() as slot:
-            return services.transcriber.submit(
-                path, options, label=label, slot=slot, on_segment=on_segment
-            )
+        return services.transcriber.submit(
+            path, options, label=label, slot=slot, on_segment=on_segment
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
 
 
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client closes the connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _result_unless_client_leaves(
+    request: Request, services: Services, future: Future[Transcript], item: WorkItem
+) -> Transcript | None:
+    """The transcript; None (the work cancelled) when the client disconnects first."""
+    loop = asyncio.get_running_loop()
+    over = asyncio.Event()
+    future.add_done_callback(lambda _: loop.call_soon_threadsafe(over.set))
+    finished = asyncio.ensure_future(over.wait())
+    gone = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({finished, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler itself cancelled (the server stops)
+        services.pool.cancel(item)
+        raise
+    finally:
+        finished.cancel()
+        gone.cancel()
+    if not future.done():
+        services.pool.cancel(item)
+        logger.info("client disconnected: its transcription is cancelled")
+        return None
+    return future.result()
+
+
 async def _events(
     segments: asyncio.Queue[Segment | None],
     future: Future[Transcript],
-    cancel: threading.Event,
+    item: WorkItem,
+    services: Services,
+    lease: Lease,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a delta per segment, then done (or an error in OpenAI's envelope)."""
     try:
@@ -103,4 +160,5 @@ async def _events(
             return
         yield sse(done_event(transcript))
     finally:
-        cancel.set()  # no effect once finished; stops the worker when the client went away
+        services.pool.cancel(item)  # no effect once finished; stops the work if the client left
+        lease.release()

@@ -22,28 +22,36 @@ _AFTER = "a job id, the previous page's last_id: list the jobs that come after i
 
 @router.post("", status_code=202, openapi_extra=_FORM_DOC)
 async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
-    """Accept audio for transcription in the background; poll the job or wait for the callback."""
-    form = await read_multipart(request, services)
-    try:
-        params = parse_params(JobParams, form)
-        await run_in_threadpool(services.jobs.callback_guard.check, params.callback_url)
-        options = services.transcriber.options(params, params.task)
-        audio, label = await receive_audio(services, form)
-    finally:
-        await form.close()
-    try:
-        job = await run_in_threadpool(
-            services.jobs.submit,
-            owner,
-            audio,
-            options,
-            filename=label,
-            callback_url=params.callback_url,
-            request_id=current_request_id(),
-        )
-    except BaseException:
-        services.spool.discard(audio.path)
-        raise
+    """Accept audio for transcription in the background; poll the job or wait for the callback.
+
+    At most ``max_queued_jobs_per_key`` of a key's jobs may be queued or running (429 past it);
+    the queue slot is reserved before the upload is decoded."""
+    quota = services.quotas.jobs
+    stored = await services.call(services.jobs.pending, owner) if quota.limit is not None else 0
+    with quota.acquire(owner, elsewhere=stored):
+        form = await read_multipart(request, services)
+        try:
+            params = parse_params(JobParams, form)
+            await run_in_threadpool(services.jobs.callback_guard.check, params.callback_url)
+            options = services.transcriber.options(params, params.task)
+            with services.pool.slot() as slot:  # capacity first, then the decoding check
+                audio, label = await receive_audio(services, form, owner)
+                try:
+                    job = await run_in_threadpool(
+                        services.jobs.submit,
+                        owner,
+                        audio,
+                        options,
+                        slot=slot,
+                        filename=label,
+                        callback_url=params.callback_url,
+                        request_id=current_request_id(),
+                    )
+                except BaseException:
+                    services.spool.discard(audio.path)
+                    raise
+        finally:
+            await form.close()
     body = job.to_dict()
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{body['id']}"})
 

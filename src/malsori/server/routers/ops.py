@@ -1,11 +1,13 @@
-"""``/health`` (alive), ``/ready`` (model loaded, database reachable), ``/metrics``."""
+"""``/health`` (alive), ``/ready`` (model loaded, database reachable), ``/metrics``.
+
+All three are ``async`` and none uses the request handlers' shared thread pool, so they answer
+while uploads are being checked or that pool is busy."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from ..deps import get_services
 from ..metrics import CONTENT_TYPE, Metrics
@@ -21,9 +23,10 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> dict[str, Any]:
-    """200 when the model is loaded and the database answers; 503 otherwise."""
+    """200 when the model is loaded and the database answers; 503 otherwise. The ping runs on
+    the control threads: neither decoding uploads nor busy request handlers delay it."""
     services = get_services(request)
-    await run_in_threadpool(services.db.ping)
+    await services.call(services.db.ping)
     return {
         "status": "ready",
         "model": services.transcriber.model.name,

@@ -95,3 +95,7 @@ class OutputError(MalsoriError, OSError):
 
 class OutputBusyError(OutputError):
     """Another batch job is writing to the same output folder."""
+
+
+class SubtitleFileError(InputError):
+    """A subtitle file that cannot be read: not text, not SRT or WebVTT, broken timestamps."""

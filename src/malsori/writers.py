@@ -11,12 +11,13 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from .errors import InvalidOptionError, OutputError
 from .results import Segment, Transcript
+from .subtitles.profiles import SubtitleProfile
 
 
 def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
@@ -29,9 +30,17 @@ def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool =
     return f"{head}{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
-def _cue_text(segment: Segment) -> str:
+class TimedText(NamedTuple):
+    """What a subtitle writer writes: a cue's times and its text (lines joined by newlines)."""
+
+    start: float
+    end: float
+    text: str
+
+
+def _cue_text(text: str) -> str:
     # A cue may not contain a blank line (it would end the cue) nor "-->" (it looks like timing).
-    lines = [ln.strip() for ln in segment.text.strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return _ARROW.sub("->", "\n".join(lines))
 
 
@@ -43,6 +52,24 @@ os.umask(_UMASK)
 
 def _cues(transcript: Transcript) -> Iterable[Segment]:
     return (s for s in transcript.segments if s.text.strip())
+
+
+def subtitle_profile(transcript: Transcript) -> SubtitleProfile | None:
+    """The profile the transcript's options ask for, for its language; None: one cue a segment."""
+    spec = transcript.options.subtitles
+    return None if spec is None else spec.resolve(transcript.language.language)
+
+
+def subtitle_cues(transcript: Transcript) -> list[TimedText]:
+    """The cues the SRT and VTT writers write: built under the profile, or one per segment."""
+    profile = subtitle_profile(transcript)
+    if profile is None:
+        return [TimedText(s.start, s.end, s.text) for s in _cues(transcript)]
+    from .subtitles.cues import transcript_cues
+
+    return [
+        TimedText(c.start, c.end, c.text) for c in transcript_cues(transcript.segments, profile)
+    ]
 
 
 class Writer:
@@ -71,11 +98,14 @@ class SrtWriter(Writer):
     media_type = "application/x-subrip; charset=utf-8"
 
     def render(self, transcript: Transcript) -> str:
+        return self.render_cues(subtitle_cues(transcript))
+
+    def render_cues(self, cues: Sequence[TimedText]) -> str:
         blocks = []
-        for i, s in enumerate(_cues(transcript), start=1):
-            start = format_timestamp(s.start, decimal=",", always_hours=True)
-            end = format_timestamp(s.end, decimal=",", always_hours=True)
-            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(s)}\n")
+        for i, c in enumerate((c for c in cues if c.text.strip()), start=1):
+            start = format_timestamp(c.start, decimal=",", always_hours=True)
+            end = format_timestamp(c.end, decimal=",", always_hours=True)
+            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(c.text)}\n")
         return "\n".join(blocks)
 
 
@@ -84,11 +114,15 @@ class VttWriter(Writer):
     media_type = "text/vtt; charset=utf-8"
 
     def render(self, transcript: Transcript) -> str:
+        return self.render_cues(subtitle_cues(transcript))
+
+    def render_cues(self, cues: Sequence[TimedText]) -> str:
         blocks = ["WEBVTT\n"]
-        for s in _cues(transcript):
-            start = format_timestamp(s.start, always_hours=True)
-            end = format_timestamp(s.end, always_hours=True)
-            blocks.append(f"{start} --> {end}\n{_cue_text(s)}\n")
+        for c in cues:
+            if c.text.strip():
+                start = format_timestamp(c.start, always_hours=True)
+                end = format_timestamp(c.end, always_hours=True)
+                blocks.append(f"{start} --> {end}\n{_cue_text(c.text)}\n")
         return "\n".join(blocks)
 
 
@@ -107,11 +141,22 @@ class TsvWriter(Writer):
 
 
 class JsonWriter(Writer):
+    """The whole transcript; under a subtitle profile also the profile and the cues built."""
+
     name = extension = "json"
     media_type = "application/json"
 
     def render(self, transcript: Transcript) -> str:
-        return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        data = transcript.to_dict()
+        profile = subtitle_profile(transcript)
+        if profile is not None:
+            from .subtitles.cues import transcript_cues
+
+            cues = transcript_cues(transcript.segments, profile)
+            subtitles: dict[str, Any] = {"profile": profile.to_dict()}
+            subtitles["cues"] = [c.to_dict() for c in cues]
+            data["subtitles"] = subtitles
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
 WRITERS: dict[str, type[Writer]] = {

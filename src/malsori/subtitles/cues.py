@@ -29,6 +29,9 @@ LONG_PAUSE = 1.0  # seconds: a cue should not run over a pause longer than this
 _CUE_COST = 2.0  # each cue: prefer fewer, fuller cues
 _VIOLATION = 1000.0  # a cue that breaks a limit, per second (or per character) over it
 _OVERLONG_WORD = 50.0  # a word wider than a line: unavoidable, on a line of its own
+# A sentence end inside a cue costs more than a cue: sentences get cues of their own unless one
+# is too short to stand alone.
+_INNER_SENTENCE_END = 3.0
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,9 @@ class _Stream:
         self.inner = [0.0, 0.0]
         for k in range(1, self.n):
             pause = starts[k] - ends[k - 1]
-            cost = 2.0 * max(0.0, pause - LONG_PAUSE) + (
-                1.5 if is_sentence_end(self.texts[k - 1]) else 0
-            )
+            cost = 2.0 * max(0.0, pause - LONG_PAUSE)
+            if is_sentence_end(self.texts[k - 1]):
+                cost += _INNER_SENTENCE_END
             self.inner.append(self.inner[-1] + cost)
 
     def width(self, i: int, j: int) -> float:

@@ -148,7 +148,7 @@ class _Stream:
         else:
             cost = 4.0
         if bad_line_end(last) or bad_line_start(self.texts[j]):
-            cost += 3.0
+            cost += 5.0
         if self.owners[j] != self.owners[j - 1]:
             cost = max(0.0, cost - 0.5)
         return cost

@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="malsori",
         description="Speech recognition with Whisper: transcribe, translate, detect language.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 bad input, 4 model problem, "
-        "5 output not writable, 130 interrupted.",
+        "5 output not writable, 6 subtitle lint found violations, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"malsori {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -203,3 +203,20 @@ def test_read_subtitles_error_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(SubtitleFileError) as e:
         read_subtitles(tmp_path)
     assert e.value.exit_code == 3 and "is a folder" in str(e.value)
+
+
+def test_empty_and_backwards_cues_are_listed_and_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srt = (
+        "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:01,000\nBackwards cue here\n"
+    )
+    path = _write(tmp_path, "odd.srt", srt)
+    code, out, _ = _run(capsys, "subtitles", "lint", str(path))
+    assert code == 6
+    assert f"{path}: cue 1: has no text" in out.splitlines()
+    assert f"{path}: cue 2: ends (1 s) before it starts (3 s)" in out.splitlines()
+    code, out, _ = _run(capsys, "subtitles", "fix", str(path), "-o", "-")
+    (cue,) = parse_subtitles(out).cues
+    assert code == 0 and cue.lines == ("Backwards cue here",) and cue.start == 3.0
+    assert lint_cues([cue], PROFILES["latin"]) == []

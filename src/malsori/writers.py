@@ -13,10 +13,11 @@ import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 from .errors import InvalidOptionError, OutputError
 from .results import Segment, Transcript
+from .subtitles.cues import Cue, transcript_cues
 from .subtitles.profiles import SubtitleProfile
 
 
@@ -60,16 +61,28 @@ def subtitle_profile(transcript: Transcript) -> SubtitleProfile | None:
     return None if spec is None else spec.resolve(transcript.language.language)
 
 
+# The cues last built, for the transcript they were built from: writing SRT, VTT and JSON of one
+# long transcript builds them once (a tuple, so that threads swap it whole).
+_last_built: tuple[Transcript, SubtitleProfile, list[Cue]] | None = None
+
+
+def built_cues(transcript: Transcript, profile: SubtitleProfile) -> list[Cue]:
+    """The transcript's cues under ``profile`` (see ``malsori.subtitles.cues``)."""
+    global _last_built
+    last = _last_built
+    if last is not None and last[0] is transcript and last[1] == profile:
+        return last[2]
+    cues = transcript_cues(transcript.segments, profile)
+    _last_built = (transcript, profile, cues)
+    return cues
+
+
 def subtitle_cues(transcript: Transcript) -> list[TimedText]:
     """The cues the SRT and VTT writers write: built under the profile, or one per segment."""
     profile = subtitle_profile(transcript)
     if profile is None:
         return [TimedText(s.start, s.end, s.text) for s in _cues(transcript)]
-    from .subtitles.cues import transcript_cues
-
-    return [
-        TimedText(c.start, c.end, c.text) for c in transcript_cues(transcript.segments, profile)
-    ]
+    return [TimedText(c.start, c.end, c.text) for c in built_cues(transcript, profile)]
 
 
 class Writer:
@@ -150,12 +163,11 @@ class JsonWriter(Writer):
         data = transcript.to_dict()
         profile = subtitle_profile(transcript)
         if profile is not None:
-            from .subtitles.cues import transcript_cues
-
-            cues = transcript_cues(transcript.segments, profile)
-            subtitles: dict[str, Any] = {"profile": profile.to_dict()}
-            subtitles["cues"] = [c.to_dict() for c in cues]
-            data["subtitles"] = subtitles
+            cues = built_cues(transcript, profile)
+            data["subtitles"] = {
+                "profile": profile.to_dict(),
+                "cues": [c.to_dict() for c in cues],
+            }
         return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 

@@ -32,6 +32,9 @@ _OVERLONG_WORD = 50.0  # a word wider than a line: unavoidable, on a line of its
 # A sentence end inside a cue costs more than a cue: sentences get cues of their own unless one
 # is too short to stand alone.
 _INNER_SENTENCE_END = 3.0
+# A line or a cue that ends on "the", "of", 그... or starts with 수, 것, 를...: more than a cue
+# costs, so it happens only where every other break is worse.
+_STICKY_BREAK = 6.0
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class _Stream:
         else:
             cost = 4.0
         if bad_line_end(last) or bad_line_start(self.texts[j]):
-            cost += 5.0
+            cost += _STICKY_BREAK
         if self.owners[j] != self.owners[j - 1]:
             cost = max(0.0, cost - 0.5)
         return cost
@@ -159,7 +162,7 @@ def _line_break_cost(stream: _Stream, k: int) -> float:
     last = stream.texts[k - 1]
     cost = 0.0 if is_sentence_end(last) or is_clause_end(last) else 1.0
     if bad_line_end(last) or bad_line_start(stream.texts[k]):
-        cost += 3.0
+        cost += _STICKY_BREAK
     return cost
 
 

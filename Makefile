@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine (see README):
-#   make demo   installs everything, then transcribes the shipped sample with the default model
+#   make demo   installs everything, then prints the shipped sample's subtitles (default model,
+#               the subtitle profile for the sample's language)
 #   make test   installs everything, then runs lint, type checks and the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ TORCH ?= torch==2.13.0
 .PHONY: demo test lint typecheck pytest setup system-deps clean
 
 demo: setup
-	$(BIN)/malsori transcribe $(SAMPLE) --word-timestamps
+	$(BIN)/malsori transcribe $(SAMPLE) --subtitle-profile auto -f srt -o -
 
 test: setup lint typecheck pytest
 

@@ -312,9 +312,16 @@ def test_transcribe_writes_every_format(audio: Audio, tmp_path: Path) -> None:
     assert set(ENGLISH_WORDS) <= words_of((out / "english.txt").read_text())
     t = Transcript.from_dict(json.loads((out / "english.json").read_text()))
     assert t.source == str(audio.english) and t.options.word_timestamps and t.words
+    # the SRT's cues are those the JSON records, built under the language's profile (latin)
     cues = list(srt.parse((out / "english.srt").read_text()))
-    assert [c.content for c in cues] == [s.text.strip() for s in t.segments]
-    assert [round(c.start.total_seconds(), 3) for c in cues] == [s.start for s in t.segments]
+    recorded = json.loads((out / "english.json").read_text())["subtitles"]
+    assert recorded["profile"]["name"] == "latin"
+    assert [c.content for c in cues] == ["\n".join(r["lines"]) for r in recorded["cues"]]
+    assert [round(c.start.total_seconds(), 3) for c in cues] == [
+        r["start"] for r in recorded["cues"]
+    ]
+    assert " ".join(" ".join(c.content.split()) for c in cues) == " ".join(t.text.split())
+    assert cues[0].start.total_seconds() >= t.words[0].start - 0.001
     vtt = list(webvtt.read(str(out / "english.vtt")))
     assert [c.text for c in vtt] == [c.content for c in cues]
     tsv = (out / "english.tsv").read_text().splitlines()

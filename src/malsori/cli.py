@@ -23,6 +23,7 @@ from .options import (
     TranscribeOptions,
 )
 from .registry import DEFAULT_MODEL
+from .subtitles.profiles import PROFILE_NAMES, PROFILES, SubtitleSpec
 from .writers import format_timestamp
 
 logger = logging.getLogger("malsori")
@@ -239,6 +240,59 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _profile_name(value: str) -> str:
+    name = value.strip().lower()
+    if name not in PROFILE_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown subtitle profile {value!r}: use one of {', '.join(PROFILE_NAMES)}"
+        )
+    return name
+
+
+def add_subtitle_arguments(
+    p: argparse.ArgumentParser, flags: tuple[str, ...] = ("--subtitle-profile",)
+) -> None:
+    """``--subtitle-profile`` and one flag per limit, for every command that writes SRT/VTT."""
+    en, ko = PROFILES["netflix-en"], PROFILES["netflix-ko"]
+    g = p.add_argument_group(
+        "subtitles (SRT and VTT cues; see docs/subtitles.md)",
+        f"Profiles: netflix-ko ({ko.max_line_width:g} per line counting Latin characters as "
+        f"half, {ko.max_cps:g} per second), netflix-en and latin ({en.max_line_width:g} per "
+        f"line, {en.max_cps:g} per second), cjk (as netflix-ko, for Japanese and Chinese too), "
+        "auto (cjk for Korean, Japanese and Chinese, latin otherwise), none (one cue per "
+        "segment). All: 2 lines, 5/6 s to 7 s, 2 frames at 24 fps between cues.",
+    )
+    g.add_argument(*flags, dest="subtitle_profile", type=_profile_name, default="auto",
+                   metavar="NAME", help=f"{', '.join(PROFILE_NAMES)} (default: auto)")  # fmt: skip
+    g.add_argument("--max-line-width", type=float, metavar="CHARS",
+                   help="characters per line, in the profile's counting")  # fmt: skip
+    g.add_argument("--max-lines", type=int, metavar="N", help="lines per cue")
+    g.add_argument("--max-cps", type=float, metavar="CPS",
+                   help="reading speed: characters per second at most")  # fmt: skip
+    g.add_argument("--min-duration", type=float, metavar="SECONDS", help="shortest cue")
+    g.add_argument("--max-duration", type=float, metavar="SECONDS", help="longest cue")
+    g.add_argument("--min-gap", type=float, metavar="SECONDS",
+                   help="least time between two cues (2 frames at 24 fps: 0.083)")  # fmt: skip
+
+
+def subtitle_spec_from_args(args: argparse.Namespace) -> SubtitleSpec | None:
+    """The subtitle profile and overridden limits the arguments ask for (None: not a flag here)."""
+    if getattr(args, "subtitle_profile", None) is None:
+        return None
+    limits = ("max_line_width", "max_lines", "max_cps", "min_duration", "max_duration", "min_gap")
+    overrides = {k: getattr(args, k) for k in limits if getattr(args, k, None) is not None}
+    if overrides and args.subtitle_profile == "none":
+        raise InvalidOptionError("subtitle limits have no effect with --subtitle-profile none")
+    return SubtitleSpec(args.subtitle_profile, **overrides)
+
+
+def with_subtitle_words(options: TranscribeOptions, formats: Sequence[str]) -> TranscribeOptions:
+    """Time every word when a subtitle profile builds the cues of one of ``formats``."""
+    spec = options.subtitles
+    wanted = spec is not None and spec.enabled and {"srt", "vtt", "json"} & set(formats)
+    return options.replace(word_timestamps=True) if wanted else options
+
+
 def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
     """The one place CLI arguments become a ``TranscribeOptions``."""
     return TranscribeOptions(
@@ -267,6 +321,7 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         korean_punctuation=args.korean_punctuation,
         number_style=args.number_style,
         glossary=_glossaries(args.glossary),
+        subtitles=subtitle_spec_from_args(args),
     )
 
 
@@ -283,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="malsori",
         description="Speech recognition with Whisper: transcribe, translate, detect language.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 bad input, 4 model problem, "
-        "5 output not writable, 130 interrupted.",
+        "5 output not writable, 6 subtitle lint found violations, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"malsori {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -8,9 +8,11 @@ Exit codes (documented in the README):
     0  success
     1  unexpected internal error (a bug: please report it)
     2  bad usage: an unknown or impossible option, an unknown language code
-    3  bad input: missing file, a directory, empty file, no audio, undecodable or truncated audio
+    3  bad input: missing file, a directory, empty file, no audio, undecodable or truncated audio,
+       a subtitle file that is not SRT or WebVTT or has broken timestamps
     4  model problem: unknown model, not installed, cannot be downloaded, cannot be loaded
     5  output problem: the output folder or file cannot be written
+    6  ``malsori subtitles lint`` found a cue that breaks the profile
   130  interrupted (Ctrl-C)
 """
 
@@ -95,3 +97,7 @@ class OutputError(MalsoriError, OSError):
 
 class OutputBusyError(OutputError):
     """Another batch job is writing to the same output folder."""
+
+
+class SubtitleFileError(InputError):
+    """A subtitle file that cannot be read: not text, not SRT or WebVTT, broken timestamps."""

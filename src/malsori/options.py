@@ -14,6 +14,7 @@ from .decoding import WINDOW_S, FallbackRule
 from .errors import InvalidOptionError
 from .glossary import Glossary, merge_hotwords
 from .languages import normalize_language
+from .subtitles.profiles import SubtitleSpec
 
 Task = Literal["transcribe", "translate"]
 TASKS: tuple[str, ...] = ("transcribe", "translate")
@@ -109,6 +110,11 @@ class TranscribeOptions:
     # its replacement rules are applied to the text afterwards (see malsori.glossary).
     glossary: Glossary | None = None
 
+    # Subtitle profile for the SRT and VTT writers (and the cues the JSON records): cues built
+    # from the words to meet its limits. None, or a spec with profile "none", writes one cue per
+    # segment. The command line's default is "auto": the general profile for the language.
+    subtitles: SubtitleSpec | None = None
+
     # Audio windows used for language detection (each 30 s); more is steadier on mixed starts.
     language_detection_segments: int = 1
     # Long inputs are decoded and transcribed in windows of about this many seconds, cut at a
@@ -165,6 +171,13 @@ class TranscribeOptions:
             raise InvalidOptionError(
                 "glossary must be a malsori.glossary.Glossary (see load_glossary), "
                 f"got {type(self.glossary).__name__}"
+            )
+        if isinstance(self.subtitles, str):
+            object.__setattr__(self, "subtitles", SubtitleSpec(self.subtitles))
+        if self.subtitles is not None and not isinstance(self.subtitles, SubtitleSpec):
+            raise InvalidOptionError(
+                "subtitles must be a profile name or a malsori.subtitles.SubtitleSpec, "
+                f"got {type(self.subtitles).__name__}"
             )
         for name in ("initial_prompt", "hotwords"):
             value = getattr(self, name)
@@ -224,6 +237,7 @@ class TranscribeOptions:
         data["temperature"] = list(self.temperature)
         data["stock_phrases"] = list(self.stock_phrases)
         data["glossary"] = None if self.glossary is None else self.glossary.to_dict()
+        data["subtitles"] = None if self.subtitles is None else self.subtitles.to_dict()
         return data
 
     @classmethod
@@ -234,4 +248,6 @@ class TranscribeOptions:
                 data[key] = tuple(data[key])
         if isinstance(data.get("glossary"), dict):
             data["glossary"] = Glossary.from_dict(data["glossary"])
+        if isinstance(data.get("subtitles"), dict):
+            data["subtitles"] = SubtitleSpec.from_dict(data["subtitles"])
         return cls.build(None, **data)

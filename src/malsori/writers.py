@@ -11,12 +11,14 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from .errors import InvalidOptionError, OutputError
 from .results import Segment, Transcript
+from .subtitles.cues import Cue, transcript_cues
+from .subtitles.profiles import SubtitleProfile
 
 
 def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
@@ -29,9 +31,17 @@ def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool =
     return f"{head}{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
-def _cue_text(segment: Segment) -> str:
+class TimedText(NamedTuple):
+    """What a subtitle writer writes: a cue's times and its text (lines joined by newlines)."""
+
+    start: float
+    end: float
+    text: str
+
+
+def _cue_text(text: str) -> str:
     # A cue may not contain a blank line (it would end the cue) nor "-->" (it looks like timing).
-    lines = [ln.strip() for ln in segment.text.strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return _ARROW.sub("->", "\n".join(lines))
 
 
@@ -43,6 +53,36 @@ os.umask(_UMASK)
 
 def _cues(transcript: Transcript) -> Iterable[Segment]:
     return (s for s in transcript.segments if s.text.strip())
+
+
+def subtitle_profile(transcript: Transcript) -> SubtitleProfile | None:
+    """The profile the transcript's options ask for, for its language; None: one cue a segment."""
+    spec = transcript.options.subtitles
+    return None if spec is None else spec.resolve(transcript.language.language)
+
+
+# The cues last built, for the transcript they were built from: writing SRT, VTT and JSON of one
+# long transcript builds them once (a tuple, so that threads swap it whole).
+_last_built: tuple[Transcript, SubtitleProfile, list[Cue]] | None = None
+
+
+def built_cues(transcript: Transcript, profile: SubtitleProfile) -> list[Cue]:
+    """The transcript's cues under ``profile`` (see ``malsori.subtitles.cues``)."""
+    global _last_built
+    last = _last_built
+    if last is not None and last[0] is transcript and last[1] == profile:
+        return last[2]
+    cues = transcript_cues(transcript.segments, profile)
+    _last_built = (transcript, profile, cues)
+    return cues
+
+
+def subtitle_cues(transcript: Transcript) -> list[TimedText]:
+    """The cues the SRT and VTT writers write: built under the profile, or one per segment."""
+    profile = subtitle_profile(transcript)
+    if profile is None:
+        return [TimedText(s.start, s.end, s.text) for s in _cues(transcript)]
+    return [TimedText(c.start, c.end, c.text) for c in built_cues(transcript, profile)]
 
 
 class Writer:
@@ -71,11 +111,14 @@ class SrtWriter(Writer):
     media_type = "application/x-subrip; charset=utf-8"
 
     def render(self, transcript: Transcript) -> str:
+        return self.render_cues(subtitle_cues(transcript))
+
+    def render_cues(self, cues: Sequence[TimedText]) -> str:
         blocks = []
-        for i, s in enumerate(_cues(transcript), start=1):
-            start = format_timestamp(s.start, decimal=",", always_hours=True)
-            end = format_timestamp(s.end, decimal=",", always_hours=True)
-            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(s)}\n")
+        for i, c in enumerate((c for c in cues if c.text.strip()), start=1):
+            start = format_timestamp(c.start, decimal=",", always_hours=True)
+            end = format_timestamp(c.end, decimal=",", always_hours=True)
+            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(c.text)}\n")
         return "\n".join(blocks)
 
 
@@ -84,11 +127,15 @@ class VttWriter(Writer):
     media_type = "text/vtt; charset=utf-8"
 
     def render(self, transcript: Transcript) -> str:
+        return self.render_cues(subtitle_cues(transcript))
+
+    def render_cues(self, cues: Sequence[TimedText]) -> str:
         blocks = ["WEBVTT\n"]
-        for s in _cues(transcript):
-            start = format_timestamp(s.start, always_hours=True)
-            end = format_timestamp(s.end, always_hours=True)
-            blocks.append(f"{start} --> {end}\n{_cue_text(s)}\n")
+        for c in cues:
+            if c.text.strip():
+                start = format_timestamp(c.start, always_hours=True)
+                end = format_timestamp(c.end, always_hours=True)
+                blocks.append(f"{start} --> {end}\n{_cue_text(c.text)}\n")
         return "\n".join(blocks)
 
 
@@ -107,11 +154,21 @@ class TsvWriter(Writer):
 
 
 class JsonWriter(Writer):
+    """The whole transcript; under a subtitle profile also the profile and the cues built."""
+
     name = extension = "json"
     media_type = "application/json"
 
     def render(self, transcript: Transcript) -> str:
-        return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        data = transcript.to_dict()
+        profile = subtitle_profile(transcript)
+        if profile is not None:
+            cues = built_cues(transcript, profile)
+            data["subtitles"] = {
+                "profile": profile.to_dict(),
+                "cues": [c.to_dict() for c in cues],
+            }
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
 WRITERS: dict[str, type[Writer]] = {

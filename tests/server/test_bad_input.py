@@ -137,6 +137,7 @@ def test_wrong_missing_and_revoked_keys_are_401(served: Served, clips: Clips, ur
         ({"timestamp_granularities[]": "syllable"}, "timestamp_granularities"),
         ({"stream": "maybe"}, "stream"),
         ({"language": "klingon"}, "language"),
+        ({"subtitle_profile": "netflix-fr"}, "subtitle_profile"),
     ],
 )
 def test_malformed_fields_are_400_naming_the_field(
@@ -150,7 +151,11 @@ def test_malformed_fields_are_400_naming_the_field(
 
 @pytest.mark.parametrize(
     ("fields", "param"),
-    [({"task": "summarize"}, "task"), ({"callback_url": "file:///etc/passwd"}, "callback_url")],
+    [
+        ({"task": "summarize"}, "task"),
+        ({"callback_url": "file:///etc/passwd"}, "callback_url"),
+        ({"subtitle_profile": "cinema"}, "subtitle_profile"),
+    ],
 )
 def test_malformed_job_fields_are_400(
     served: Served, clips: Clips, fields: dict[str, str], param: str

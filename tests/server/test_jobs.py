@@ -51,7 +51,9 @@ def test_job_lifecycle_results_and_ownership(
 
     data = result("json").json()
     assert set(SPEECH_WORDS) <= words_of(data["text"]) and data["source"] == "speech.wav"
-    assert result("srt").text == cli_output(server_model, clips.speech, "srt", tmp_path, "-l", "en")
+    cli_srt = cli_output(server_model, clips.speech, "srt", tmp_path, "-l", "en",
+                         "--subtitle-profile", "none")  # fmt: skip
+    assert result("srt").text == cli_srt
     assert result("vtt").text.startswith("WEBVTT\n")
     assert result("tsv").text.startswith("start\tend\ttext\n")
     assert result("txt").text.strip() == data["text"]
@@ -253,3 +255,24 @@ def test_long_job_reports_progress(serve: Any, clips: Clips) -> None:
     assert any(0 < p < 100 for p in seen) and 100.0 in seen
     text = served.client.get(f"/v1/jobs/{job['id']}/result?format=txt", headers=served.auth()).text
     assert len(set(LONG_WORDS) & words_of(text)) >= 3
+
+
+def test_job_subtitle_profile_is_kept_for_its_results(
+    served: Served, clips: Clips, server_model: Any, tmp_path: Path
+) -> None:
+    job = submit(served, clips.speech, language="en", subtitle_profile="netflix-en")
+    assert wait_for(served, job["id"], "completed", "failed")["status"] == "completed"
+
+    def result(fmt: str) -> Any:
+        url = f"/v1/jobs/{job['id']}/result?format={fmt}"
+        return served.client.get(url, headers=served.auth())
+
+    data = result("json").json()
+    assert data["options"]["subtitles"] == {"profile": "netflix-en"}
+    assert data["options"]["word_timestamps"] is True  # the profile builds cues from word times
+    cues = data["subtitles"]["cues"]
+    assert data["subtitles"]["profile"]["name"] == "netflix-en" and cues
+    cli_srt = cli_output(server_model, clips.speech, "srt", tmp_path, "-l", "en",
+                         "--subtitle-profile", "netflix-en")  # fmt: skip
+    assert result("srt").text == cli_srt
+    assert " ".join(" ".join(c["lines"]) for c in cues) == " ".join(data["text"].split())

@@ -43,7 +43,27 @@ def test_subtitle_and_text_formats_equal_the_cli(
             response_format=fmt,  # type: ignore[arg-type]
         )
     assert isinstance(served, str)
-    assert served == cli_output(server_model, clips.speech, writer, tmp_path, "-l", "en")
+    # the server's default cues are OpenAI's (one per segment): the CLI's with profile none
+    cli = cli_output(server_model, clips.speech, writer, tmp_path, "-l", "en",
+                     "--subtitle-profile", "none")  # fmt: skip
+    assert served == cli
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitle_profile_field_gives_the_cli_cues(
+    served: Served, clips: Clips, server_model: Any, tmp_path: Path, fmt: str
+) -> None:
+    files = {"file": ("speech.wav", clips.speech.read_bytes(), "audio/wav")}
+    data = {"language": "en", "response_format": fmt, "subtitle_profile": "Netflix-EN"}
+    response = served.client.post(
+        "/v1/audio/transcriptions", files=files, data=data, headers=served.auth()
+    )
+    assert response.status_code == 200, response.text
+    cli = cli_output(server_model, clips.speech, fmt, tmp_path, "-l", "en",
+                     "--subtitle-profile", "netflix-en")  # fmt: skip
+    assert response.text == cli
+    assert cli != cli_output(server_model, clips.speech, fmt, tmp_path, "-l", "en",
+                             "--subtitle-profile", "none")  # fmt: skip
 
 
 def test_verbose_json_with_words_and_segments(client: OpenAI, clips: Clips) -> None:

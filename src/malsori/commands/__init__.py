@@ -9,7 +9,18 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    from . import batch, convert, finetune, keys, live, models, quantize, serve, transcribe
+    from . import (
+        batch,
+        convert,
+        finetune,
+        keys,
+        live,
+        models,
+        quantize,
+        serve,
+        subtitles,
+        transcribe,
+    )
     from . import eval as eval_command  # "eval" alone would shadow the builtin
 
     transcribe.register(sub)
@@ -22,3 +33,4 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     convert.register(sub)
     quantize.register(sub)
     live.register(sub)
+    subtitles.register(sub)

@@ -15,7 +15,13 @@ from ..batch.progress import Progress
 from ..batch.records import job_lock
 from ..batch.runner import ENGINES, LOG_FILE, REPORTED, BatchOptions, load_batch_model, run_batch
 from ..batch.summary import FileOutcome
-from ..cli import add_decode_arguments, add_model_arguments, options_from_args
+from ..cli import (
+    add_decode_arguments,
+    add_model_arguments,
+    add_subtitle_arguments,
+    options_from_args,
+    with_subtitle_words,
+)
 from ..errors import OutputError
 from ..writers import FORMATS, parse_formats
 
@@ -71,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "node share)")  # fmt: skip
     o.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar, no per-file messages; only the summary")  # fmt: skip
+    add_subtitle_arguments(p)
     p.set_defaults(handler=run_batch_command)
 
 
@@ -123,10 +130,11 @@ def _reporter(progress: Progress, quiet: bool) -> Callable[[FileOutcome], None]:
 
 def run_batch_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    options = options_from_args(args)
+    formats = parse_formats(args.output_format)
+    options = with_subtitle_words(options_from_args(args), formats)
     batch = BatchOptions(
         output_dir=Path(args.output_dir),
-        formats=parse_formats(args.output_format),
+        formats=formats,
         engine=args.engine,
         force=args.force,
         batch_size=args.batch_size,

@@ -18,7 +18,13 @@ from typing import TextIO
 
 import numpy as np
 
-from ..cli import add_decode_arguments, add_model_arguments, load_model_from_args, segment_line
+from ..cli import (
+    add_decode_arguments,
+    add_model_arguments,
+    add_subtitle_arguments,
+    load_model_from_args,
+    segment_line,
+)
 from ..cli import options_from_args as decode_options_from_args
 from ..errors import InvalidOptionError
 from ..streaming.engine import StreamingOptions
@@ -99,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     o.add_argument("--name", help="file name stem (default: the file's, or live-DATE-TIME)")
     o.add_argument("-q", "--quiet", action="store_true", help="no partial text, only final lines")
+    add_subtitle_arguments(p)
     p.set_defaults(handler=run_live)
 
 

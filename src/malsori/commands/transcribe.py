@@ -12,11 +12,13 @@ from ..audio import STDIN, check_path, probe
 from ..cli import (
     add_decode_arguments,
     add_model_arguments,
+    add_subtitle_arguments,
     load_model_from_args,
     options_from_args,
     output_stem,
     report_error,
     segment_line,
+    with_subtitle_words,
 )
 from ..errors import InvalidOptionError, MalsoriError, OutputError
 from ..languages import LANGUAGES, language_name
@@ -50,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     o.add_argument("-q", "--quiet", action="store_true",
                    help="no live transcript, no progress bar")  # fmt: skip
+    add_subtitle_arguments(p)
     p.set_defaults(handler=run_transcribe)
 
     d = sub.add_parser(
@@ -179,8 +182,8 @@ class _Live:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
     directory, formats = _output_plan(args, args.inputs)
+    options = with_subtitle_words(options_from_args(args), formats)
     failures = _Failures()
     inputs = _check_inputs(args.inputs, failures)
     if not inputs:

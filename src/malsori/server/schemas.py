@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..subtitles.profiles import PROFILE_NAMES
+
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 ResultFormat = Literal["txt", "json", "srt", "vtt", "tsv"]
 Granularity = Literal["word", "segment"]
@@ -36,6 +38,19 @@ class DecodeParams(BaseModel):
     """First decoding temperature; higher ones follow on failure, as in Whisper."""
     timestamp_granularities: tuple[Granularity, ...] = ("segment",)
     """``word`` adds per-word times (verbose_json lists them); ``segment`` is always there."""
+    subtitle_profile: str | None = None
+    """Cues of srt and vtt (and of a job's JSON result) built to meet a subtitle profile:
+    netflix-ko, netflix-en, latin, cjk, auto (by language) or none; None: one cue per segment,
+    as OpenAI's API writes them."""
+
+    @field_validator("subtitle_profile", mode="before")
+    @classmethod
+    def _check_profile(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and value.strip().lower() not in PROFILE_NAMES:
+            raise ValueError(f"unknown subtitle profile: use one of {', '.join(PROFILE_NAMES)}")
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("model", "language", "prompt", "temperature", mode="before")
     @classmethod

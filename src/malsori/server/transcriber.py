@@ -19,6 +19,7 @@ from ..languages import normalize_language
 from ..model import Model
 from ..options import DEFAULT_TEMPERATURES, TranscribeOptions
 from ..results import Segment, Transcript
+from ..subtitles.profiles import SubtitleSpec
 from .exceptions import InvalidParameterError, TranscriptionCancelled, UnknownModelError
 from .logs import current_request_id
 from .metrics import Metrics
@@ -68,12 +69,15 @@ class Transcriber:
             language = normalize_language(params.language)
         except InvalidOptionError as e:
             raise InvalidParameterError(str(e), param="language") from e
+        subtitles = SubtitleSpec(params.subtitle_profile) if params.subtitle_profile else None
         options = TranscribeOptions(
             task=task,
             language=language,
             initial_prompt=params.prompt,
             temperature=fallback_temperatures(params.temperature),
-            word_timestamps=params.words,
+            # a subtitle profile builds its cues from timed words
+            word_timestamps=params.words or (subtitles is not None and subtitles.enabled),
+            subtitles=subtitles,
             beam_size=self.decode.beam_size,
             best_of=self.decode.best_of,
             vad=self.decode.vad,

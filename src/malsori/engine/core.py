@@ -27,8 +27,9 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from ..decoding import WINDOW_S, WINDOW_SAMPLES, RawSegment, RawWord
 from ..errors import MalsoriError
 from ..hallucination import SpeechProbe
 from ..options import TranscribeOptions
-from ..results import LanguageInfo, Transcript
+from ..results import LanguageInfo, Segment, Transcript
 from ..transcribe import Assembler, no_speech_language
 from .decoder import WindowDecoder, WindowResult, split_untimed
 from .distribute import distribute, straddles
@@ -129,7 +130,8 @@ class Engine:
         self._states: dict[int, _State] = {}
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._awaiting_language: list[int] = []
-        self._running: dict[Future[list[WindowResult]], _Batch] = {}
+        self._running: dict[Future[Any], _Batch | Request] = {}
+        self._solos: list[Request] = []  # requests that cannot share windows, waiting
         self._closed = False
         lookahead = buffer_s if buffer_s is not None else max(240.0, 3 * batch_size * WINDOW_S)
         self._intake = Intake(workers=prepare_workers, limit_s=lookahead, notify=self._notify)
@@ -146,11 +148,14 @@ class Engine:
         *,
         priority: Priority = Priority.SYNC,
         name: str | None = None,
+        on_segment: Callable[[Segment], None] | None = None,
     ) -> RequestHandle:
-        """Queue one input; the handle gives its ``Transcript`` (or its error) when done."""
+        """Queue one input; the handle gives its ``Transcript`` (or its error) when done.
+        ``on_segment`` hears each segment as soon as it is final."""
         opts = options or TranscribeOptions()
         opts.check_model(multilingual=self.model.multilingual, model_name=self.model.name)
-        request = Request(next(self._ids), source, opts, priority, name or _name_of(source))
+        request = Request(next(self._ids), source, opts, priority, name or _name_of(source),
+                          on_segment=on_segment)  # fmt: skip
         request.future.set_running_or_notify_cancel()
         with self._wake:
             if self._closed:
@@ -200,12 +205,15 @@ class Engine:
                 logger.exception("engine step failed")
                 for rid in list(self._states):
                     self._fail(rid, internal_error(self._states[rid].request.name, e))
-        for future in list(self._running):
+        for future, work in list(self._running.items()):
             future.cancel()
+            if isinstance(work, Request):  # stops at its next segment; its answer is this
+                work.cancelled.set()
+                work.future.set_exception(RequestCancelledError("the engine stopped"))
         self._running.clear()
         for rid in list(self._states):
             self._fail(rid, RequestCancelledError("the engine stopped"))
-        for request in self._inbox:
+        for request in [*self._inbox, *self._solos]:
             request.future.set_exception(RequestCancelledError("the engine stopped"))
 
     def _step(self, inbox: list[Request]) -> None:
@@ -227,14 +235,20 @@ class Engine:
         ):
             self._detect_languages()
             return
-        if len(self._running) < self.lanes and (batch := self._pick()) is not None:
-            future = self._pool.submit(self._run_model, batch)
-            self._running[future] = batch
+        if len(self._running) < self.lanes and (work := self._pick()) is not None:
+            if isinstance(work, Request):
+                self._running[self._pool.submit(self._run_alone, work)] = work
+            else:
+                self._running[self._pool.submit(self._run_model, work)] = work
             return
         if self._running:
             done, _ = wait(self._running, timeout=_IDLE_POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
-                self._collect(future, self._running.pop(future))
+                work = self._running.pop(future)
+                if isinstance(work, Request):
+                    self._collect_alone(future, work)
+                else:
+                    self._collect(future, work)
             return
         with self._wake:
             if not self._inbox and not self._closed:
@@ -243,6 +257,10 @@ class Engine:
     def _admit(self, request: Request) -> None:
         if request.cancelled.is_set():
             request.future.set_exception(RequestCancelledError(f"{request.name}: cancelled"))
+            return
+        if not request.packable:
+            self.stats.requests += 1
+            self._solos.append(request)
             return
         group = self._group(request.options)
         self._states[request.id] = _State(request, group)
@@ -259,6 +277,10 @@ class Engine:
         return group
 
     def _reap_cancelled(self) -> None:
+        for request in [r for r in self._solos if r.cancelled.is_set()]:
+            self._solos.remove(request)
+            self.stats.cancelled += 1
+            request.future.set_exception(RequestCancelledError(f"{request.name}: cancelled"))
         for rid, state in list(self._states.items()):
             if state.request.cancelled.is_set():
                 self._intake.drop(rid)
@@ -341,10 +363,14 @@ class Engine:
     def _ready_windows(self) -> int:
         return sum(p.ready for g in self._groups.values() for p in g.packers.values())
 
-    def _pick(self) -> _Batch | None:
-        """The next batch for a free lane: the most urgent class's windows, oldest first,
-        all of one group (one decoder call)."""
+    def _pick(self) -> _Batch | Request | None:
+        """The next work for a free lane: the most urgent class's windows, oldest first, all of
+        one group (one decoder call), or a request of that class that runs alone."""
         for priority in Priority:
+            alone = [r for r in self._solos if r.priority == priority]
+            if alone:
+                self._solos.remove(alone[0])
+                return alone[0]
             packers = [(g, g.packers[priority]) for g in self._groups.values()
                        if priority in g.packers and g.packers[priority].pending]  # fmt: skip
             if not packers:
@@ -406,6 +432,37 @@ class Engine:
                 split_untimed(result, end)
         return results
 
+    def _run_alone(self, request: Request) -> Transcript:
+        """A request that cannot share windows, through the sequential pipeline (in a model
+        lane's thread); it stops at its next segment once cancelled."""
+
+        def each(segment: Segment) -> None:
+            if request.cancelled.is_set():
+                raise RequestCancelledError(f"{request.name}: cancelled")
+            if request.on_segment is not None:
+                request.on_segment(segment)
+
+        transcript = self.model.transcribe(request.source, request.options, on_segment=each)
+        return replace(transcript, source=request.name)
+
+    def _collect_alone(self, future: Future[Transcript], request: Request) -> None:
+        self.stats.solo += 1
+        try:
+            transcript = future.result()
+        except MalsoriError as e:
+            if isinstance(e, RequestCancelledError):
+                self.stats.cancelled += 1
+            else:
+                self.stats.failed += 1
+            request.future.set_exception(e)
+            return
+        except Exception as e:  # a bug in one request: it fails, the engine goes on
+            self.stats.failed += 1
+            request.future.set_exception(internal_error(request.name, e))
+            return
+        self.stats.record_done(request, time.monotonic() - request.submitted)
+        request.future.set_result(transcript)
+
     def _collect(self, future: Future[list[WindowResult]], batch: _Batch) -> None:
         """A decoded batch: its segments to their requests. A batch that failed goes again
         one window at a time; a window that fails alone fails its requests."""
@@ -435,6 +492,7 @@ class Engine:
                 self._finish(self._states[rid])
 
     def _requeue_alone(self, batch: _Batch, window: Window) -> None:
+        """A window of a failed batch, again on its own."""
         alone = _Batch(batch.group, batch.priority, [window], time.perf_counter())
         self._running[self._pool.submit(self._run_model, alone)] = alone
 
@@ -513,7 +571,12 @@ class Engine:
         probe = SpeechProbe(prepared.audio, threshold=state.request.options.vad_threshold)
         start = prepared.start / SAMPLE_RATE
         for raw in sorted(part.segments, key=lambda s: (s.start, s.end)):
-            state.assembler.add(raw, 0.0, probe, start, state.language.language)
+            segment, _ = state.assembler.add(raw, 0.0, probe, start, state.language.language)
+            if segment is not None and state.request.on_segment is not None:
+                try:
+                    state.request.on_segment(segment)
+                except Exception:  # the caller's bug must not stop the engine
+                    logger.exception("on_segment of %s failed", state.request.name)
 
     def _fail(self, rid: int, error: MalsoriError) -> None:
         state = self._states.pop(rid, None)

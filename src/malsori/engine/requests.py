@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from ..decoding import WINDOW_S
 from ..errors import MalsoriError
 from ..options import TranscribeOptions
 
 if TYPE_CHECKING:
     from ..audio import AudioSource
-    from ..results import Transcript
+    from ..results import Segment, Transcript
 
 
 class Priority(IntEnum):
@@ -48,6 +49,16 @@ class Request:
     submitted: float = field(default_factory=time.monotonic)
     future: Future[Transcript] = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Called with each segment as soon as it is final (from the engine's threads).
+    on_segment: Callable[[Segment], None] | None = None
+
+    @property
+    def packable(self) -> bool:
+        """Whether its speech can share 30 s windows with other requests': those need
+        timestamps (to tell requests apart) and the whole encoder window. Others run alone,
+        through the sequential pipeline (``Model.transcribe``), in a model lane."""
+        o = self.options
+        return not o.without_timestamps and o.encoder_window_s >= WINDOW_S
 
 
 class RequestHandle:

@@ -33,6 +33,7 @@ class EngineStats:
     untimed: int = 0  # windows of one recording, decoded without timestamps
     dropped_pieces: int = 0  # pieces of cancelled requests dropped before decoding
     shared_windows: int = 0  # windows holding the speech of more than one request
+    solo: int = 0  # requests that could not share windows, run alone
     windows_by_priority: Counter[str] = field(default_factory=Counter)
     latency: dict[str, deque[float]] = field(
         default_factory=lambda: defaultdict(lambda: deque(maxlen=_KEPT))

@@ -25,6 +25,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import defer
 
 from .. import __version__
+from ..engine import Priority
 from ..errors import MalsoriError
 from ..options import TranscribeOptions
 from ..results import Segment, Transcript
@@ -298,6 +299,7 @@ class JobService:
                 label=row.filename,
                 cancel=cancel,
                 on_segment=self._progress_writer(job_id, row.duration),
+                priority=Priority.JOB,
             )
         except TranscriptionCancelled:
             self._interrupted(job_id)

@@ -67,6 +67,32 @@ class Metrics:
             registry=r,
         )  # fmt: skip
 
+        self.queue_wait = Histogram(
+            "malsori_queue_wait_seconds", "Time a request or job waited for a worker",
+            ["kind"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.engine_batches = Histogram(
+            "malsori_engine_batch_windows", "30 s windows per model call, by priority class",
+            ["priority"], buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )  # fmt: skip
+        self.engine_fill = Histogram(
+            "malsori_engine_window_fill", "Share of a decoded window that is speech",
+            ["priority"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
+        )  # fmt: skip
+        self.engine_latency = Histogram(
+            "malsori_engine_latency_seconds", "From submission to transcript, by priority class",
+            ["priority"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+
+    def observe_engine(self, event: str, values: dict[str, float]) -> None:
+        """The engine's events (``EngineStats.observers``): batches and finished requests."""
+        kind, _, priority = event.partition(".")
+        if kind == "batch":
+            self.engine_batches.labels(priority).observe(values["windows"])
+            self.engine_fill.labels(priority).observe(values["window_fill"])
+        elif kind == "done":
+            self.engine_latency.labels(priority).observe(values["latency"])
+
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         values = (method, endpoint, str(status))
         self.requests.labels(*values).inc()

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..engine import Engine
 from ..model import Model, default_threads, load_model
 from .db import Database, make_private_dir
 from .gpu import Nvml
@@ -84,14 +85,24 @@ class Services:
         self.sweeper.stop()
         self.checker.stop()
         self.pool.stop()
+        if self.transcriber.engine is not None:
+            self.transcriber.engine.close()
         self.jobs.close()
         self.control.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
 
 def load_served_model(settings: ServerSettings) -> Model:
-    """Load ``settings.model`` with one CTranslate2 worker per server worker."""
+    """Load ``settings.model`` with one CTranslate2 worker per server worker (with the engine on
+    a CPU and nothing set: two lanes of half the cores, as ``malsori batch``)."""
     m = settings.model
+    if settings.engine.batching and settings.workers == 1 and m.threads == 0:
+        from ..batch.runner import model_layout
+
+        workers, threads = model_layout(m.device, 0)
+        return load_model(
+            m.name, device=m.device, compute_type=m.compute_type, threads=threads, workers=workers
+        )
     threads = m.threads or max(1, default_threads() // settings.workers)
     return load_model(
         m.name,
@@ -123,7 +134,16 @@ def start_services(
         if nvml.available:
             metrics.watch_gpu(nvml.memory_used)
     limits = settings.limits
-    pool = WorkerPool(settings.workers, limits.queue_size)
+    engine = None
+    if settings.engine.batching:
+        engine = Engine(
+            model,
+            batch_size=settings.engine.batch_size,
+            prepare_workers=settings.engine.prepare_workers,
+        )
+        engine.stats.observers.append(metrics.observe_engine)
+    # With the engine, a worker thread only waits for its request's transcript.
+    pool = WorkerPool(settings.engine.max_active if engine else settings.workers, limits.queue_size)
     per_key = settings.auth.enabled  # without keys there is one caller: no per-key quotas
     quotas = Quotas(
         requests=KeyCounter(
@@ -136,7 +156,9 @@ def start_services(
         ),
     )
     metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
-    transcriber = Transcriber(model, pool, metrics, settings.decode, settings.model.aliases)
+    transcriber = Transcriber(
+        model, pool, metrics, settings.decode, settings.model.aliases, engine=engine
+    )
     extra = {"clock": clock} if clock is not None else {}
     jobs = JobService(db, spool, transcriber, pool, settings.jobs, **extra)
     sweeper = Sweeper(jobs, settings.jobs.cleanup_interval_s)

@@ -161,6 +161,19 @@ class RealtimeSettings(_Group):
     comes within a second, instead of costing seconds of latency)."""
 
 
+class EngineSettings(_Group):
+    batching: bool = True
+    """Decode every request, job and live stream through one engine that packs the speech of
+    concurrent requests into shared 30 s windows and decodes them in batches (``malsori.engine``).
+    Off: each request is decoded on its own by a worker thread, as before (for comparison)."""
+    batch_size: int = Field(default=8, ge=1)
+    """30 s windows decoded together in one model call (more on a GPU: 16-32)."""
+    max_active: int = Field(default=64, ge=1)
+    """Requests and jobs handed to the engine at once; the rest wait in the queue."""
+    prepare_workers: int = Field(default=2, ge=1)
+    """Threads decoding uploads and running VAD ahead of the model."""
+
+
 class ServerSettings(BaseSettings):
     """Everything ``malsori serve`` can be told, with the defaults it uses."""
 
@@ -176,7 +189,9 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port to listen on."""
     workers: int = Field(default=1, ge=1)
-    """Transcription worker threads sharing the one loaded model."""
+    """Model calls that run at once (CTranslate2 replicas sharing the weights). With the engine
+    on a CPU, two batches at once on half the threads each are faster than one: 0 threads and
+    1 worker then load two lanes (``batch.runner.model_layout``)."""
     data_dir: Path = Field(default_factory=default_data_dir)
     """Folder for the SQLite database, job audio and upload spool files."""
     database_url: SecretStr | None = None
@@ -197,6 +212,8 @@ class ServerSettings(BaseSettings):
     """Cross-origin requests from browsers."""
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     """Live streams over the ``/v1/realtime`` WebSocket."""
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    """The engine every transcription goes through: batching across requests."""
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     """Host and Origin checks, connection timeouts."""
 

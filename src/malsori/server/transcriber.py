@@ -1,8 +1,10 @@
 """The one loaded model, behind the worker pool: options from request parameters, runs, metrics.
 
 Every transcription the server makes, a quick request or a durable job, goes through
-``Transcriber.run`` in a worker thread and so through ``Model.transcribe``: the same pipeline, the
-same results and the same writers as the CLI.
+``Transcriber.run`` in a worker thread and so through the engine (``malsori.engine``), which
+packs concurrent requests into shared windows and decodes them in batches, synchronous requests
+before jobs; with batching off, through ``Model.transcribe`` in the worker itself. Either way the
+same defences, post-processing and writers as the CLI.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from ..engine import Engine, Priority, RequestCancelledError
 from ..errors import InvalidOptionError
 from ..languages import normalize_language
 from ..model import Model
@@ -30,6 +35,7 @@ from .settings import DecodeSettings
 logger = logging.getLogger(__name__)
 
 SegmentCallback = Callable[[Segment], None]
+_CANCEL_POLL_S = 0.1  # how often a worker waiting on the engine looks at its cancel flag
 
 
 def fallback_temperatures(first: float | None) -> tuple[float, ...]:
@@ -49,8 +55,11 @@ class Transcriber:
         metrics: Metrics,
         decode: DecodeSettings,
         aliases: list[str],
+        *,
+        engine: Engine | None = None,
     ):
         self.model = model
+        self.engine = engine
         self.pool = pool
         self.metrics = metrics
         self.decode = decode
@@ -93,22 +102,20 @@ class Transcriber:
         label: str,
         cancel: threading.Event,
         on_segment: SegmentCallback | None = None,
+        priority: Priority = Priority.SYNC,
     ) -> Transcript:
-        """Transcribe one file now, in the calling (worker) thread.
+        """Transcribe one file, waiting in the calling (worker) thread.
 
-        Raises TranscriptionCancelled when ``cancel`` is set before or during the run (checked at
-        each decoded segment), and malsori's exceptions for bad audio.
+        Raises TranscriptionCancelled when ``cancel`` is set before or during the run (the
+        engine drops the request's windows not yet decoded; without it, the run stops at its
+        next segment), and malsori's exceptions for bad audio.
         """
         if cancel.is_set():
             raise TranscriptionCancelled()
-
-        def each_segment(segment: Segment) -> None:
-            if cancel.is_set():
-                raise TranscriptionCancelled()
-            if on_segment is not None:
-                on_segment(segment)
-
-        transcript = self.model.transcribe(path, options, on_segment=each_segment)
+        if self.engine is not None:
+            transcript = self._through_engine(path, options, label, cancel, on_segment, priority)
+        else:
+            transcript = self._alone(path, options, cancel, on_segment)
         self.metrics.observe_transcription(
             options.task, transcript.duration, transcript.processing_time
         )
@@ -119,6 +126,44 @@ class Transcriber:
             options.task,
         )
         return dataclasses.replace(transcript, source=label)
+
+    def _alone(
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        cancel: threading.Event,
+        on_segment: SegmentCallback | None,
+    ) -> Transcript:
+        def each_segment(segment: Segment) -> None:
+            if cancel.is_set():
+                raise TranscriptionCancelled()
+            if on_segment is not None:
+                on_segment(segment)
+
+        return self.model.transcribe(path, options, on_segment=each_segment)
+
+    def _through_engine(
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        label: str,
+        cancel: threading.Event,
+        on_segment: SegmentCallback | None,
+        priority: Priority,
+    ) -> Transcript:
+        assert self.engine is not None
+        handle = self.engine.submit(
+            path, options, priority=priority, name=label, on_segment=on_segment
+        )
+        while True:
+            try:
+                return handle.result(timeout=_CANCEL_POLL_S)
+            except FutureTimeout:
+                if cancel.is_set():
+                    handle.cancel()
+                    raise TranscriptionCancelled() from None
+            except RequestCancelledError:  # the engine stopped (the server is stopping)
+                raise TranscriptionCancelled() from None
 
     def submit(
         self,
@@ -136,8 +181,10 @@ class Transcriber:
         The file at ``path`` is deleted once the work is over, whether it ran or not.
         """
         future: Future[Transcript] = Future()
+        queued = time.monotonic()
 
         def work() -> None:
+            self.metrics.queue_wait.labels("request").observe(time.monotonic() - queued)
             try:
                 future.set_result(
                     self.run(path, options, label=label, cancel=item.cancel, on_segment=on_segment)

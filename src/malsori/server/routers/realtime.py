@@ -261,6 +261,9 @@ class _Stream:
             except _Halted:
                 pass
             helpers[-1].cancel()  # no watchdog while finishing
+            self.receiving = False
+            while not self.inbox.empty():  # frees the reader to notice a client leaving
+                self.inbox.get_nowait()
             await self._finish(sender)
         finally:
             for task in helpers:
@@ -367,9 +370,6 @@ class _Stream:
             if message.get("bytes") is not None:
                 await self._audio(message["bytes"])
             elif message.get("text") is not None and self._control(message["text"]):
-                self.receiving = False
-                while not self.inbox.empty():  # frees the reader to notice a client leaving
-                    self.inbox.get_nowait()
                 return
 
     async def _hold_back(self, pacer: Pacer) -> None:

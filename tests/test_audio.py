@@ -298,7 +298,7 @@ def test_playlists_and_text_formats_are_refused(audio: Audio, tmp_path: Path) ->
         with pytest.raises(AudioDecodeError):
             probe(path)
     generic = {
-        "<input>: not a supported audio or video format",
+        "<input>: not a decodable audio or video file (unsupported format)",
         "<input>: not a decodable audio or video file (Invalid data found when processing input)",
     }
     assert set(messages.values()) <= generic, messages

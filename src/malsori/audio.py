@@ -1,4 +1,9 @@
-"""Audio input: anything FFmpeg (through PyAV) decodes, as 16 kHz mono float32, in blocks.
+"""Audio input: audio and video files FFmpeg (through PyAV) decodes, as 16 kHz mono float32, in
+blocks.
+
+Only the demuxers in ``AUDIO_DEMUXERS`` may open an input, and only as a local file: FFmpeg's
+playlists (concat, HLS), protocols and text formats would read other files or addresses named
+inside the bytes, which uploads make hostile.
 
 Long inputs are never held whole: ``AudioStream.blocks`` yields bounded blocks, so a three-hour
 lecture costs a window of memory, not 691 MB of float32. Errors keep FFmpeg's own message.
@@ -127,12 +132,14 @@ def _open(path: Path) -> av.container.InputContainer:
             container_options=demuxer_options(),
         )
     except av.error.ArgumentError as e:  # FFmpeg's answer to a format not on the allow-list
-        raise AudioDecodeError(f"{path}: not a supported audio or video format") from e
+        raise AudioDecodeError(
+            f"{path}: not a decodable audio or video file (unsupported format)"
+        ) from e
     except av.error.FFmpegError as e:
         raise AudioDecodeError(f"{path}: not a decodable audio or video file ({_reason(e)})") from e
     if not allowed_demuxer(container.format.name):  # FFmpeg already refused it; checked again
         container.close()
-        raise AudioDecodeError(f"{path}: not a supported audio or video format")
+        raise AudioDecodeError(f"{path}: not a decodable audio or video file (unsupported format)")
     return container
 
 

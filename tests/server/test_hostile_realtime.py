@@ -131,7 +131,7 @@ def hostile_inputs(speech: Path) -> dict[str, bytes]:
 
 
 GENERIC_UPLOAD_ERRORS = {
-    "uploaded file: not a supported audio or video format",
+    "uploaded file: not a decodable audio or video file (unsupported format)",
     "uploaded file: not a decodable audio or video file (Invalid data found when processing input)",
 }
 

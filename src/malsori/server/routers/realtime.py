@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -444,6 +445,8 @@ class _Stream:
             await run_in_threadpool(self.services.keys.authenticate, self.secret)
         except AuthenticationError:
             return AuthenticationError("the API key was revoked: the stream is closed")
+        except SQLAlchemyError as e:  # the database is away: checked again next time
+            logger.warning("live stream %s: cannot check its key (%s)", self.session.id, e)
         return None
 
     async def _send_events(self) -> None:

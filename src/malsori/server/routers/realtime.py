@@ -322,6 +322,7 @@ class _Stream:
         if self.session.failed is not None:
             raise self.session.failed
         await self.ws.send_json(self._end())
+        self.scheduler.close(self.session)  # free the place before the client hears the close
         await self.ws.close(1007 if isinstance(reason, AudioDecodeError) else 1000)
         self.services.metrics.observe_transcription(
             self.params.task, self.engine.received_seconds, self.engine.stats.decode_seconds

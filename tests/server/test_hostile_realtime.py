@@ -101,6 +101,19 @@ def events_until_closed(ws: Any, timeout: float = 60.0) -> tuple[list[dict[str, 
     raise AssertionError(f"the server did not close the stream: {events}")
 
 
+def send_until_closed(ws: Any, message: bytes, every_s: float) -> list[dict[str, Any]]:
+    """Send ``message`` every ``every_s`` seconds, collecting events, until the server closes
+    (for at most a minute). Events still unread at the close are left to ``events_until_closed``."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    with contextlib.suppress(ConnectionClosed):
+        while time.monotonic() < deadline:
+            ws.send(message)
+            with contextlib.suppress(TimeoutError):
+                events.append(json.loads(ws.recv(timeout=every_s)))
+    return events
+
+
 def first_event(ws: Any) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(ws.recv(timeout=30))
     return event
@@ -255,23 +268,15 @@ def test_a_trickling_client_is_ended_with_its_transcript(server: Server, clips: 
         for i in range(0, len(audio), 3200):
             ws.send(audio[i : i + 3200])
         started = time.monotonic()
-        events: list[dict[str, Any]] = []
-        code = None
-        try:
-            while time.monotonic() - started < 60:  # 2 bytes every 0.25 s: 1/4000 of real time
-                ws.send(b"\0\0")
-                with contextlib.suppress(TimeoutError):
-                    events.append(json.loads(ws.recv(timeout=0.25)))
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-        more, code2 = events_until_closed(ws) if code is None else ([], code)
+        events = send_until_closed(ws, b"\0\0", every_s=0.25)  # 1/4000 of real time
+        more, code = events_until_closed(ws)  # what came before the close, still unread
         events += more
     took = time.monotonic() - started
     assert error_codes(events) == ["audio_too_slow"], events
     kinds = [e["type"] for e in events]
     assert kinds.index("error") < kinds.index("end") == len(kinds) - 1  # transcript, then close
     assert words_of(events[-1]["text"]) >= SECRET_WORDS
-    assert code2 == 1000 and 2.0 < took < 30
+    assert code == 1000 and 2.0 < took < 30
 
 
 # -- item 5: one key cannot take every live place -------------------------------------------------
@@ -304,17 +309,10 @@ def test_revoking_a_key_ends_its_open_stream(server: Server) -> None:
         revoking = time.monotonic()
         revoke = subprocess.Popen([*MALSORI, "keys", "--data-dir", str(server.proc.data_dir),
                                    "revoke", key_id], stdout=subprocess.DEVNULL)  # fmt: skip
-        events: list[dict[str, Any]] = []
-        code = None
-        deadline = time.monotonic() + 60
-        try:
-            while time.monotonic() < deadline:  # real-time silence: a well-behaved client
-                ws.send(bytes(3200))
-                with contextlib.suppress(TimeoutError):
-                    events.append(json.loads(ws.recv(timeout=0.1)))
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
+        events = send_until_closed(ws, bytes(3200), every_s=0.1)  # real time: well-behaved
         ended = time.monotonic()
+        more, code = events_until_closed(ws)
+        events += more
     assert revoke.wait(30) == 0
     assert error_codes(events) == ["invalid_api_key"], events
     assert code == 1008

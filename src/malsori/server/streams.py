@@ -277,7 +277,7 @@ class Liveness:
             )
         if got < self.min_rate * elapsed:
             return StreamLimitError(
-                f"only {got:.1f} s of audio in {elapsed:.0f} s (at least {self.min_rate:g} s of "
+                f"only {got:.2g} s of audio in {elapsed:.0f} s (at least {self.min_rate:g} s of "
                 "audio per second is needed): ending the stream",
                 code="audio_too_slow",
             )

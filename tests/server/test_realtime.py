@@ -1,6 +1,9 @@
 """``/v1/realtime`` in-process: PCM16 and WebM/Opus streams give the spoken words, the API key is
 required (header, query parameter or subprotocol), bad requests get an error event and a close
-code, idle streams end, clients are held to real time, and two clients at once stay apart."""
+code, idle streams end, clients are held to real time, and two clients at once stay apart;
+streams end at their audio and duration limits with their transcript, one key gets at most its
+share of places, and the container decoder's output stays bounded. Attacks on a real server
+process are in test_hostile_realtime.py."""
 
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from malsori.audio import AudioStream
+from malsori.errors import MalsoriError
 from malsori.server.streams import (
+    ContainerDecoder,
     Liveness,
     Pacer,
+    StreamLimitError,
     StreamScheduler,
     StreamSession,
     TooManySessionsError,
@@ -376,3 +382,34 @@ def test_a_stream_ends_at_its_audio_and_duration_limits(
             sender.join(10)
     assert [e["error"]["code"] for e in events if e["type"] == "error"] == ["session_too_long"]
     assert 2.5 <= time.monotonic() - started < 30
+
+
+def test_the_container_decoder_waits_for_room_and_caps_a_message(
+    clips: Clips, tmp_path: Path
+) -> None:
+    """Decoded audio waits while the engine has no room (its queue stays bounded), and one
+    message decoding to more than ``max_message_samples`` stops the decoder with an error."""
+    ogg = tmp_path / "speech.ogg"
+    run_tool("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", clips.speech, "-c:a",
+             "libopus", "-b:a", "32k", ogg)  # fmt: skip
+    data = ogg.read_bytes()
+    got: list[int] = []
+    room = threading.Event()
+    decoder = ContainerDecoder(
+        lambda samples: got.append(samples.size),
+        has_room=lambda: room.is_set() or sum(got) < 16000,  # room for 1 s, then none
+    )
+    decoder.feed(data)
+    time.sleep(1.0)
+    assert 16000 <= sum(got) < 16000 + 16000 // 2  # stopped near 1 s: nothing piles up
+    room.set()
+    decoder.close()
+    assert sum(got) / 16000 > 2.5  # then the rest
+
+    errors: list[MalsoriError] = []
+    capped = ContainerDecoder(lambda samples: None, max_message_samples=16000,
+                              on_error=errors.append)  # fmt: skip
+    capped.feed(data)  # about 3 s in one message, against 1 s
+    with pytest.raises(StreamLimitError, match="the most per message"):
+        capped.close()
+    assert isinstance(errors[0], StreamLimitError) and errors[0].code == "audio_too_long"

@@ -186,6 +186,19 @@ def test_an_idle_stream_is_ended(serve: Callable[..., Served], clips: Clips) -> 
     assert time.monotonic() - started < 60
 
 
+def test_a_client_held_back_is_not_idle(serve: Callable[..., Served]) -> None:
+    """While the server holds a client back (it sent 4 s at once, burst 0), the client sends
+    nothing by design: that is not idling, even past ``idle_timeout_s``."""
+    served = serve(realtime={"idle_timeout_s": 1.0, "burst_s": 0.0})
+    with served.client.websocket_connect("/v1/realtime", headers=served.auth()) as ws:
+        ws.receive_json()
+        ws.send_bytes(bytes(32000 * 4))
+        ws.send_text('{"type": "stop"}')  # read only once the 4 s have passed
+        events = until_end(ws)
+    assert [e for e in events if e["type"] == "error"] == []
+    assert events[-1]["duration"] == pytest.approx(4.0)
+
+
 def test_two_clients_at_once_stay_apart(served: Served, clips: Clips) -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     silence = bytes(16000 * 2 * 3)  # 3 s of silence

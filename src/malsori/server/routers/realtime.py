@@ -203,6 +203,7 @@ class _Stream:
         self.events: asyncio.Queue[list[StreamEvent] | None] = asyncio.Queue()
         self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
         self.receiving = True  # False after ``stop``: later messages are dropped
+        self.holding = False  # the server is holding the client back (see ``_held``)
         self.halted = asyncio.Event()  # the stream must end early: see ``reason``
         self.gone = asyncio.Event()  # the client left
         self.reason: BaseException | None = None
@@ -377,17 +378,22 @@ class _Stream:
     async def _hold_back(self, pacer: Pacer) -> None:
         """Backpressure: wait while the client is ahead of real time or decoding is behind
         (watching the socket all the while: a client that leaves is let go at once)."""
-        held = False
         delay = pacer.delay(self.engine.received_seconds)
         if delay > 0:
-            held = True
-            await self._unless(self.halted, asyncio.sleep(delay))
+            await self._held(asyncio.sleep(delay))
         while self.engine.pending_seconds() > self.settings.max_lag_s:
             if self.session.done.is_set():
                 break
-            held = True
-            await self._unless(self.halted, asyncio.sleep(_LAG_POLL_S))
-        if held:  # the server, not the client, paused the audio: that time does not count
+            await self._held(asyncio.sleep(_LAG_POLL_S))
+
+    async def _held(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` (unless halted) while the server, not the client, holds up the
+        audio: that time does not count against the client's audio rate."""
+        self.holding = True
+        try:
+            return await self._unless(self.halted, awaitable)
+        finally:
+            self.holding = False
             self.liveness.restart(self.engine.received_seconds)
 
     async def _audio(self, data: bytes) -> None:
@@ -400,7 +406,7 @@ class _Stream:
                 )
             self._insert(pcm16_to_float(data))
         else:
-            await self._unless(self.halted, run_in_threadpool(self.decoder.feed, data))
+            await self._held(run_in_threadpool(self.decoder.feed, data))  # blocks when behind
 
     def _control(self, text: str) -> bool:
         """Handle a JSON control message; True when it ends the audio (``stop``)."""
@@ -426,7 +432,7 @@ class _Stream:
         while not self.halted.is_set():
             await asyncio.sleep(tick)
             now = time.monotonic()
-            if self.engine.pending_seconds() > rt.max_lag_s:  # the server is behind, not them
+            if self.holding or self.engine.pending_seconds() > rt.max_lag_s:  # not their fault
                 self.liveness.restart(self.engine.received_seconds)
             error: BaseException | None = self.liveness.check(self.engine.received_seconds)
             if error is None and now - started > rt.max_session_s:

@@ -264,3 +264,52 @@ def test_complete_vbr_mp3_without_xing_header_is_not_truncated(
          "-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0", mp3)  # fmt: skip
     pcm = AudioStream(mp3).read()
     assert pcm.size / SAMPLE_RATE == pytest.approx(3 + 3 * audio.english_duration, abs=0.2)
+
+
+def _playlists(target: Path) -> dict[str, bytes]:
+    """Text FFmpeg would follow to other files or addresses, were it allowed to guess."""
+    name = str(target).encode()
+    return {
+        "ffconcat": b"ffconcat version 1.0\nfile " + name + b"\n",
+        "ffconcat relative": b"ffconcat version 1.0\nfile '" + target.name.encode() + b"'\n",
+        "ffconcat missing": b"ffconcat version 1.0\nfile /nonexistent/nothing.wav\n",
+        "hls": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://" + name
+        + b"\n#EXT-X-ENDLIST\n",
+        "sdp": b"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        b"m=audio 5004 RTP/AVP 0\n",
+        "subtitles": b"1\n00:00:01,000 --> 00:00:02,000\nhello\n",
+        "ffmetadata": b";FFMETADATA1\ntitle=x\n",
+    }  # fmt: skip
+
+
+def test_playlists_and_text_formats_are_refused(audio: Audio, tmp_path: Path) -> None:
+    """Only allowed demuxers open an input: a playlist naming a real audio file next to it is
+    refused with the same message as one naming no file, and the file is never read."""
+    target = tmp_path / "secret.wav"
+    target.write_bytes(audio.english.read_bytes())
+    messages = {}
+    for name, data in _playlists(target).items():
+        suffix = {"hls": ".m3u8", "sdp": ".sdp", "subtitles": ".srt"}.get(name, ".txt")
+        path = tmp_path / f"{name.replace(' ', '_')}{suffix}"
+        path.write_bytes(data)
+        with pytest.raises(AudioDecodeError) as refused:
+            AudioStream(path)
+        messages[name] = str(refused.value).replace(str(path), "<input>")
+        with pytest.raises(AudioDecodeError):
+            probe(path)
+    generic = {
+        "<input>: not a decodable audio or video file (unsupported format)",
+        "<input>: not a decodable audio or video file (Invalid data found when processing input)",
+    }
+    assert set(messages.values()) <= generic, messages
+    assert messages["ffconcat missing"] == messages["ffconcat"] == messages["hls"]
+
+
+def test_a_file_name_is_never_a_protocol(audio: Audio, tmp_path: Path) -> None:
+    """``concat:...`` or ``subfile:...`` as a local file name is that file, not FFmpeg's
+    protocol (which would read the files it names)."""
+    odd = tmp_path / "concat:x.wav"
+    odd.write_bytes(audio.english.read_bytes())
+    assert AudioStream(odd).read().size / SAMPLE_RATE == pytest.approx(
+        audio.english_duration, abs=0.01
+    )

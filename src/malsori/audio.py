@@ -1,4 +1,9 @@
-"""Audio input: anything FFmpeg (through PyAV) decodes, as 16 kHz mono float32, in blocks.
+"""Audio input: audio and video files FFmpeg (through PyAV) decodes, as 16 kHz mono float32, in
+blocks.
+
+Only the demuxers in ``AUDIO_DEMUXERS`` may open an input, and only as a local file: FFmpeg's
+playlists (concat, HLS), protocols and text formats would read other files or addresses named
+inside the bytes, which uploads make hostile.
 
 Long inputs are never held whole: ``AudioStream.blocks`` yields bounded blocks, so a three-hour
 lecture costs a window of memory, not 691 MB of float32. Errors keep FFmpeg's own message.
@@ -36,6 +41,19 @@ _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_FRACTION = 0.05
 
 AudioSource = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray
+
+# The only FFmpeg demuxers malsori lets open an input, whoever sent it: audio and audio-video
+# containers that hold their media inside the bytes given. Left out on purpose: everything that
+# reads other files or URLs (concat, hls, dash, image2, sdp, rtp, rtsp, tee, segment, ...), text
+# formats (subtitles, ffmetadata, tty), virtual inputs (lavfi, data) and headerless raw PCM.
+# FFmpeg matches each name against any part of a demuxer's name ("mov" allows "mov,mp4,m4a,...").
+AUDIO_DEMUXERS: tuple[str, ...] = (
+    "wav", "w64", "flac", "mp3", "ogg", "matroska", "webm", "mov", "aac", "aiff", "caf", "amr",
+    "ac3", "eac3", "dts", "wv", "ape", "tta", "au", "voc", "mpc", "mpc8", "tak", "asf", "avi",
+    "flv", "mpeg", "mpegts", "nistsphere",
+)  # fmt: skip
+# Protocols for the one top-level open: the local file named, nothing else.
+_PROTOCOLS = "file"
 
 
 @dataclass(frozen=True)
@@ -90,11 +108,40 @@ def materialize(source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[P
         yield target
 
 
+def demuxer_options(
+    demuxers: tuple[str, ...] = AUDIO_DEMUXERS, protocols: str = _PROTOCOLS
+) -> dict[str, str]:
+    """FFmpeg options that confine an open to ``demuxers`` and ``protocols`` (comma-separated)."""
+    return {"format_whitelist": ",".join(demuxers), "protocol_whitelist": protocols}
+
+
+def allowed_demuxer(name: str, demuxers: tuple[str, ...] = AUDIO_DEMUXERS) -> bool:
+    """Whether a demuxer FFmpeg reports (``"mov,mp4,m4a,..."``) is in ``demuxers``."""
+    return any(part in demuxers for part in name.split(","))
+
+
 def _open(path: Path) -> av.container.InputContainer:
+    """Open a local file with an allowed demuxer only (never FFmpeg's playlists or protocols).
+
+    The ``file:`` prefix keeps a name like ``concat:a|b`` or ``http://...`` a file name.
+    """
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        container = av.open(
+            "file:" + os.path.abspath(path),
+            mode="r",
+            metadata_errors="ignore",
+            container_options=demuxer_options(),
+        )
+    except av.error.ArgumentError as e:  # FFmpeg's answer to a format not on the allow-list
+        raise AudioDecodeError(
+            f"{path}: not a decodable audio or video file (unsupported format)"
+        ) from e
     except av.error.FFmpegError as e:
         raise AudioDecodeError(f"{path}: not a decodable audio or video file ({_reason(e)})") from e
+    if not allowed_demuxer(container.format.name):  # FFmpeg already refused it; checked again
+        container.close()
+        raise AudioDecodeError(f"{path}: not a decodable audio or video file (unsupported format)")
+    return container
 
 
 def _reason(e: av.error.FFmpegError) -> str:

@@ -1,6 +1,9 @@
 """``/v1/realtime`` in-process: PCM16 and WebM/Opus streams give the spoken words, the API key is
 required (header, query parameter or subprotocol), bad requests get an error event and a close
-code, idle streams end, clients are held to real time, and two clients at once stay apart."""
+code, idle streams end, clients are held to real time, and two clients at once stay apart;
+streams end at their audio and duration limits with their transcript, one key gets at most its
+share of places, and the container decoder's output stays bounded. Attacks on a real server
+process are in test_hostile_realtime.py."""
 
 from __future__ import annotations
 
@@ -17,7 +20,16 @@ from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from malsori.audio import AudioStream
-from malsori.server.streams import Pacer, StreamScheduler, StreamSession, TooManySessionsError
+from malsori.errors import MalsoriError
+from malsori.server.streams import (
+    ContainerDecoder,
+    Liveness,
+    Pacer,
+    StreamLimitError,
+    StreamScheduler,
+    StreamSession,
+    TooManySessionsError,
+)
 
 from .helpers import SPEECH_WORDS, Clips, Served, run_tool, words_of
 
@@ -174,6 +186,19 @@ def test_an_idle_stream_is_ended(serve: Callable[..., Served], clips: Clips) -> 
     assert time.monotonic() - started < 60
 
 
+def test_a_client_held_back_is_not_idle(serve: Callable[..., Served]) -> None:
+    """While the server holds a client back (it sent 4 s at once, burst 0), the client sends
+    nothing by design: that is not idling, even past ``idle_timeout_s``."""
+    served = serve(realtime={"idle_timeout_s": 1.0, "burst_s": 0.0})
+    with served.client.websocket_connect("/v1/realtime", headers=served.auth()) as ws:
+        ws.receive_json()
+        ws.send_bytes(bytes(32000 * 4))
+        ws.send_text('{"type": "stop"}')  # read only once the 4 s have passed
+        events = until_end(ws)
+    assert [e for e in events if e["type"] == "error"] == []
+    assert events[-1]["duration"] == pytest.approx(4.0)
+
+
 def test_two_clients_at_once_stay_apart(served: Served, clips: Clips) -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     silence = bytes(16000 * 2 * 3)  # 3 s of silence
@@ -271,3 +296,133 @@ def test_the_scheduler_takes_streams_in_turn() -> None:
         scheduler.close(s)
     assert sorted(order[:6]) == ["a", "a", "b", "b", "c", "c"]  # round robin
     assert order.count("a") == order.count("b") == 6
+
+
+def test_liveness_with_an_injected_clock() -> None:
+    """Each window must bring audio, and at least ``min_rate`` of it per second; a window in
+    which the server held the client back does not count."""
+    now = [0.0]
+    live = Liveness(window_s=10.0, min_rate=0.5, clock=lambda: now[0])
+    now[0] = 9.0
+    assert live.check(0.0) is None  # the window is not over yet
+    now[0] = 10.0
+    assert live.check(8.0) is None  # 8 s of audio in 10 s: enough
+    now[0] = 20.0
+    trickle = live.check(8.0 + 0.01)  # 2-byte messages: 0.01 s of audio in 10 s
+    assert trickle is not None and trickle.code == "audio_too_slow"
+    now[0] = 30.0
+    idle = live.check(8.01)
+    assert idle is not None and idle.code == "idle_timeout"
+    now[0] = 35.0
+    live.restart(8.01)  # the server held the client back until now
+    now[0] = 44.0
+    assert live.check(8.01) is None
+
+
+def test_one_key_gets_at_most_its_share_of_the_scheduler() -> None:
+    class Idle:
+        def ready(self) -> bool:
+            return False
+
+    scheduler = StreamScheduler(workers=1, max_sessions=4, max_per_key=2)
+
+    def session(owner: str | None) -> StreamSession:
+        return StreamSession(Idle(), lambda events: None, owner=owner)  # type: ignore[arg-type]
+
+    opened = [session("key_a"), session("key_a"), session(None)]
+    for s in opened:
+        scheduler.open(s)
+    with pytest.raises(TooManySessionsError, match="this API key has 2 live streams"):
+        scheduler.open(session("key_a"))
+    scheduler.open(session("key_b"))  # another key, or no key, still gets a place
+    with pytest.raises(TooManySessionsError, match="4 live streams are open"):
+        scheduler.open(session("key_c"))
+    scheduler.close(opened[0])
+    scheduler.open(session("key_a"))  # a closed stream frees its key's place
+
+
+def until_end(ws: WebSocketTestSession) -> list[dict[str, Any]]:
+    events = [ws.receive_json()]
+    while events[-1]["type"] != "end":
+        events.append(ws.receive_json())
+    return events
+
+
+def test_a_stream_ends_at_its_audio_and_duration_limits(
+    serve: Callable[..., Served], clips: Clips
+) -> None:
+    """Past ``max_message_audio_s``, ``max_session_audio_s`` or ``max_session_s`` the stream is
+    finished with an error naming the limit, and what was received is still transcribed."""
+    served = serve(realtime={"max_message_audio_s": 2.0, "max_session_audio_s": 6.0,
+                             "max_session_s": 2.5, "burst_s": 60.0})  # fmt: skip
+    url = "/v1/realtime?language=en"
+    with served.client.websocket_connect(url, headers=served.auth()) as ws:
+        ws.receive_json()
+        ws.send_bytes(bytes(32000 * 3))  # 3 s in one message
+        events = until_end(ws)
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["audio_too_long"] and "per message" in errors[0][
+        "message"
+    ]
+
+    speech = pcm16(clips.speech, lead_s=0.0, tail_s=0.5)  # about 3.5 s
+    with served.client.websocket_connect(url, headers=served.auth()) as ws:
+        ws.receive_json()
+        for _ in range(2):  # 7 s in all, against 6 s
+            for i in range(0, len(speech), CHUNK):
+                ws.send_bytes(speech[i : i + CHUNK])
+        events = until_end(ws)
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["audio_too_long"]
+    assert "the most one stream may send" in errors[0]["message"]
+    assert set(SPEECH_WORDS) <= words_of(events[-1]["text"])  # what came in is transcribed
+
+    with served.client.websocket_connect(url, headers=served.auth()) as ws:
+        ws.receive_json()
+        started = time.monotonic()
+        done = threading.Event()
+
+        def real_time() -> None:  # a well-behaved client, until the server ends the stream
+            while not done.wait(0.1):
+                ws.send_bytes(bytes(CHUNK))
+
+        sender = threading.Thread(target=real_time)
+        sender.start()
+        try:
+            events = until_end(ws)
+        finally:
+            done.set()
+            sender.join(10)
+    assert [e["error"]["code"] for e in events if e["type"] == "error"] == ["session_too_long"]
+    assert 2.5 <= time.monotonic() - started < 30
+
+
+def test_the_container_decoder_waits_for_room_and_caps_a_message(
+    clips: Clips, tmp_path: Path
+) -> None:
+    """Decoded audio waits while the engine has no room (its queue stays bounded), and one
+    message decoding to more than ``max_message_samples`` stops the decoder with an error."""
+    ogg = tmp_path / "speech.ogg"
+    run_tool("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", clips.speech, "-c:a",
+             "libopus", "-b:a", "32k", ogg)  # fmt: skip
+    data = ogg.read_bytes()
+    got: list[int] = []
+    room = threading.Event()
+    decoder = ContainerDecoder(
+        lambda samples: got.append(samples.size),
+        has_room=lambda: room.is_set() or sum(got) < 16000,  # room for 1 s, then none
+    )
+    decoder.feed(data)
+    time.sleep(1.0)
+    assert 16000 <= sum(got) < 16000 + 16000 // 2  # stopped near 1 s: nothing piles up
+    room.set()
+    decoder.close()
+    assert sum(got) / 16000 > 2.5  # then the rest
+
+    errors: list[MalsoriError] = []
+    capped = ContainerDecoder(lambda samples: None, max_message_samples=16000,
+                              on_error=errors.append)  # fmt: skip
+    capped.feed(data)  # about 3 s in one message, against 1 s
+    with pytest.raises(StreamLimitError, match="the most per message"):
+        capped.close()
+    assert isinstance(errors[0], StreamLimitError) and errors[0].code == "audio_too_long"

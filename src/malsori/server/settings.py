@@ -132,10 +132,28 @@ class SecuritySettings(_Group):
 class RealtimeSettings(_Group):
     max_sessions: int = Field(default=4, ge=1)
     """Live streams (``/v1/realtime``) open at once; more are refused (``too_many_sessions``)."""
+    max_sessions_per_key: int = Field(default=2, ge=1)
+    """Live streams one API key may have open at once; more are refused (``too_many_sessions``).
+    Not counted when authentication is off."""
+    max_session_s: float = Field(default=3 * 3600.0, gt=0)
+    """Longest a live stream may stay open (wall clock); then it is finished like ``stop``
+    (``session_too_long``)."""
+    max_message_audio_s: float = Field(default=60.0, gt=0)
+    """Most audio one binary message may carry, once decoded (``audio_too_long``): bounds what
+    a few kilobytes of compressed silence can become."""
+    max_session_audio_s: float = Field(default=3 * 3600.0, gt=0)
+    """Most audio one live stream may send in all (``audio_too_long``)."""
     workers: int = Field(default=1, ge=1)
     """Threads decoding live streams, round robin (each decode uses the shared model)."""
     idle_timeout_s: float = Field(default=30.0, gt=0)
-    """A stream whose client sends nothing for this long is ended (``idle_timeout``)."""
+    """A stream that receives no audio for this long is ended (``idle_timeout``); it is also the
+    window over which ``min_audio_rate`` is measured."""
+    min_audio_rate: float = Field(default=0.5, ge=0, le=1)
+    """Least audio per second of wall clock a client must send, over each ``idle_timeout_s``
+    window, or its stream is ended (``audio_too_slow``): tiny messages cannot hold a place."""
+    key_check_interval_s: float = Field(default=5.0, gt=0)
+    """How often an open stream checks that its API key is still valid; a revoked key's streams
+    end with ``invalid_api_key``."""
     burst_s: float = Field(default=5.0, ge=0)
     """How far ahead of real time a client may send audio before the server stops reading."""
     max_lag_s: float = Field(default=30.0, gt=0)

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import MalsoriError
+from .sentences import starts_with_sentence_end
 
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
@@ -53,7 +54,6 @@ LONG_EOJEOL_SYLLABLES = 10
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _EOJEOL = re.compile(r"\S+")
-_SENTENCE_END = re.compile(r"[.?!…。？！]")
 
 # Final endings (Kiwi forms) that make a question: -ㅂ니까, -을까요, -니, -냐, -나요, -ㄴ가 ...
 _QUESTION_ENDING = re.compile(r"(?:까요?|니|냐|나요?|가요?)$")
@@ -271,7 +271,7 @@ def add_sentence_punctuation(text: str) -> str:
         end = sentence.end
         if end <= 0 or not HANGUL.match(text[end - 1]):
             continue  # already punctuated, or ends in digits or Latin letters
-        if _SENTENCE_END.match(text[end:].lstrip()[:1]):
+        if starts_with_sentence_end(text[end:]):
             continue
         mark = sentence_mark(sentence.tokens or ())
         if mark is not None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from malsori.streaming.policy import LocalAgreement, TimedWord, join_words, word_key
+from malsori.results import Word
+from malsori.streaming.policy import LocalAgreement, join_words, word_key
 
 
-def hyp(*spec: tuple[float, float, str]) -> list[TimedWord]:
-    return [TimedWord(a, b, t) for a, b, t in spec]
+def hyp(*spec: tuple[float, float, str]) -> list[Word]:
+    return [Word(a, b, t, 1.0) for a, b, t in spec]
 
 
-def texts(words: list[TimedWord] | tuple[TimedWord, ...]) -> list[str]:
-    return [w.text for w in words]
+def texts(words: list[Word] | tuple[Word, ...]) -> list[str]:
+    return [w.word for w in words]
 
 
 def test_word_key_ignores_case_spaces_and_punctuation() -> None:

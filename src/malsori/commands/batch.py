@@ -15,15 +15,15 @@ from ..batch.progress import Progress
 from ..batch.records import job_lock
 from ..batch.runner import ENGINES, LOG_FILE, REPORTED, BatchOptions, load_batch_model, run_batch
 from ..batch.summary import FileOutcome
-from ..cli import (
+from ..errors import OutputError
+from ..writers import FORMATS, parse_formats
+from .common import (
     add_decode_arguments,
     add_model_arguments,
     add_subtitle_arguments,
     options_from_args,
     with_subtitle_words,
 )
-from ..errors import OutputError
-from ..writers import FORMATS, parse_formats
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,6 @@ import shlex
 import sys
 from typing import Any
 
-from ..cli import add_decode_arguments, add_model_arguments, load_model_from_args, options_from_args
 from ..errors import InputError, InvalidOptionError
 from ..evaluation import (
     EvaluationReport,
@@ -25,6 +24,12 @@ from ..evaluation import (
     malsori_transcriber,
     select_entries,
     write_report,
+)
+from .common import (
+    add_decode_arguments,
+    add_model_arguments,
+    load_model_from_args,
+    options_from_args,
 )
 
 

@@ -18,17 +18,17 @@ from typing import TextIO
 
 import numpy as np
 
-from ..cli import (
+from ..errors import InvalidOptionError
+from ..streaming.engine import StreamingOptions
+from ..writers import parse_formats, write_outputs
+from .common import (
     add_decode_arguments,
     add_model_arguments,
     add_subtitle_arguments,
     load_model_from_args,
     segment_line,
 )
-from ..cli import options_from_args as decode_options_from_args
-from ..errors import InvalidOptionError
-from ..streaming.engine import StreamingOptions
-from ..writers import parse_formats, write_outputs
+from .common import options_from_args as decode_options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_subtitle_arguments, subtitle_spec_from_args
 from ..errors import InvalidOptionError, MalsoriError
 from ..subtitles.lint import lint_cues
 from ..subtitles.parse import TextCue, read_subtitles
 from ..subtitles.profiles import SubtitleProfile, SubtitleSpec
 from ..subtitles.reflow import reflow, resolve_for_file
 from ..writers import SrtWriter, TimedText, VttWriter, write_atomic
+from .common import add_subtitle_arguments, subtitle_spec_from_args
 
 # `malsori subtitles lint` found at least one violation (documented with the other exit codes).
 EXIT_VIOLATIONS = 6

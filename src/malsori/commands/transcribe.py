@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio import STDIN, check_path, probe
-from ..cli import (
+from ..errors import InvalidOptionError, MalsoriError, OutputError
+from ..languages import LANGUAGES, language_name
+from ..results import Segment
+from ..writers import FORMATS, get_writer, parse_formats, write_outputs
+from .common import (
     add_decode_arguments,
     add_model_arguments,
     add_subtitle_arguments,
@@ -20,10 +24,6 @@ from ..cli import (
     segment_line,
     with_subtitle_words,
 )
-from ..errors import InvalidOptionError, MalsoriError, OutputError
-from ..languages import LANGUAGES, language_name
-from ..results import Segment
-from ..writers import FORMATS, get_writer, parse_formats, write_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -2,7 +2,15 @@
 decodes it in shared batches (``Engine``), with Whisper's rules from ``malsori.decoding``."""
 
 from .core import Engine
+from .decoders import PriorityDecoder
 from .intake import InternalError
 from .requests import Priority, RequestCancelledError, RequestHandle
 
-__all__ = ["Engine", "InternalError", "Priority", "RequestCancelledError", "RequestHandle"]
+__all__ = [
+    "Engine",
+    "InternalError",
+    "Priority",
+    "PriorityDecoder",
+    "RequestCancelledError",
+    "RequestHandle",
+]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..captions import CaptionBuilder
 from ..decoding import (
     FRAMES_PER_SECOND,
     LENGTH_PENALTY,
@@ -31,6 +32,7 @@ from ..decoding import (
     sampling,
 )
 from ..options import TranscribeOptions
+from ..results import Word
 from ..transcribe import whisper_kwargs
 
 if TYPE_CHECKING:
@@ -325,14 +327,12 @@ def split_untimed(result: WindowResult, content_end: float) -> None:
     segments at sentence ends, pauses and length limits (the rules of live captions), and
     ``complete_until`` set when its words stop well before its speech does (Whisper without
     timestamps sometimes ends a window early: the rest is decoded again)."""
-    from ..streaming.captions import CaptionBuilder
-    from ..streaming.policy import TimedWord
 
     words = [w for seg in result.segments for w in (seg.words or ())]
     if not words:
         return
     builder = CaptionBuilder(max_seconds=MAX_SEGMENT_S)
-    builder.add([TimedWord(w["start"], w["end"], w["word"], w["probability"]) for w in words])
+    builder.add([Word(w["start"], w["end"], w["word"], w["probability"]) for w in words])
     builder.close()
     result.segments = [
         DecodedSegment(

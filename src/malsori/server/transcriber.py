@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
-from ..engine import Engine, Priority, RequestCancelledError
+from ..engine import Engine, Priority, PriorityDecoder, RequestCancelledError
 from ..errors import InvalidOptionError
 from ..languages import normalize_language
 from ..model import Model
@@ -64,6 +64,11 @@ class Transcriber:
         self.metrics = metrics
         self.decode = decode
         self.model_ids: tuple[str, ...] = tuple(dict.fromkeys([model.name, *aliases]))
+
+    def live_decoder(self) -> Model | PriorityDecoder:
+        """What live streams decode with: the engine, ahead of requests and jobs (or the model
+        itself when batching is off)."""
+        return PriorityDecoder(self.engine) if self.engine is not None else self.model
 
     def check_model(self, requested: str | None) -> None:
         if requested is not None and requested not in self.model_ids:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .engine import OnlineProcessor, StreamingOptions, StreamStats
 from .events import Final, Partial, StreamEvent
-from .policy import LocalAgreement, TimedWord
+from .policy import LocalAgreement
 
 __all__ = [
     "Final",
@@ -18,5 +18,4 @@ __all__ = [
     "StreamEvent",
     "StreamStats",
     "StreamingOptions",
-    "TimedWord",
 ]

@@ -25,7 +25,6 @@ Interface (as whisper_streaming's): ``insert_audio_chunk`` (any thread), ``proce
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,18 +33,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..captions import CaptionBuilder
 from ..errors import InvalidOptionError
 from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions, check_encoder_window
-from ..results import LanguageInfo, Transcript
+from ..results import LanguageInfo, Transcript, Word
+from ..sentences import is_sentence_end
 from ..vad import speech_regions
 from .budget import BeamGovernor
-from .captions import CaptionBuilder
 from .events import Final, Partial, StreamEvent
-from .policy import LocalAgreement, TimedWord, join_words
+from .policy import LocalAgreement, join_words
 
 logger = logging.getLogger(__name__)
 
-_SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 
 # Committing without agreement (catching up, or a full buffer) when Whisper gave one segment:
 # the words in this last stretch of the buffer wait, as they may be cut off (seconds).
@@ -360,7 +359,7 @@ class OnlineProcessor:
             logger.info("stream language: %s", self.language)
         base = self._offset / SAMPLE_RATE
         words = [
-            TimedWord(w.start + base, w.end + base, w.word, w.probability)
+            Word(w.start + base, w.end + base, w.word, w.probability)
             for s in transcript.segments
             for w in s.words
         ]
@@ -397,7 +396,7 @@ class OnlineProcessor:
             committed_end = self.policy.committed_end
             done = [e for e in segment_ends[:-1] if start_s < e <= committed_end]
             inside = [w for w in self.policy.committed[-200:] if w.end > start_s]
-            sentences = [w.end for w in inside if _SENTENCE_END.search(w.text.strip())]
+            sentences = [w.end for w in inside if is_sentence_end(w.word)]
             cut_s = max(done or sentences or [committed_end])
             if cut_s > start_s:
                 self._cut(int(cut_s * SAMPLE_RATE))
@@ -428,7 +427,7 @@ class OnlineProcessor:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _final_events(self, words: list[TimedWord]) -> list[StreamEvent]:
+    def _final_events(self, words: list[Word]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         for segment, run, complete in self.captions.add(words):
             events.append(
@@ -443,7 +442,7 @@ class OnlineProcessor:
             )
         return events
 
-    def _end_utterance(self, words: list[TimedWord]) -> list[StreamEvent]:
+    def _end_utterance(self, words: list[Word]) -> list[StreamEvent]:
         """Final events for ``words``, the last one closing its segment."""
         events = self._final_events(words)
         open_words = self.captions.open_words

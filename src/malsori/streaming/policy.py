@@ -16,7 +16,8 @@ import re
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+from ..results import Word
 
 # Words starting this much before the last committed word's end are still considered new (word
 # times move by a few tens of milliseconds between decodes).
@@ -30,16 +31,6 @@ _OVERLAP_WINDOW_S = 1.0
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
-@dataclass(frozen=True)
-class TimedWord:
-    """A decoded word with absolute times (seconds from the start of the stream)."""
-
-    start: float
-    end: float
-    text: str  # as decoded, with its leading space if any
-    probability: float = 1.0
-
-
 def word_key(text: str) -> str:
     """What two hypotheses must share for a word to agree: case, width, spaces and punctuation
     are ignored ("Hello," and " hello" agree), so a comma that comes and goes does not hold a
@@ -48,17 +39,17 @@ def word_key(text: str) -> str:
     return _NON_WORD.sub("", folded) or folded.strip()
 
 
-def join_words(words: Iterable[TimedWord]) -> str:
+def join_words(words: Iterable[Word]) -> str:
     """The words' text as Whisper wrote it (each word carries its own leading space)."""
-    return "".join(w.text for w in words).strip()
+    return "".join(w.word for w in words).strip()
 
 
-def _common_prefix(hypotheses: Sequence[Sequence[TimedWord]]) -> int:
+def _common_prefix(hypotheses: Sequence[Sequence[Word]]) -> int:
     """Length of the longest prefix on which every hypothesis agrees (by ``word_key``)."""
     n = min(len(h) for h in hypotheses)
     for i in range(n):
-        key = word_key(hypotheses[0][i].text)
-        if any(word_key(h[i].text) != key for h in hypotheses[1:]):
+        key = word_key(hypotheses[0][i].word)
+        if any(word_key(h[i].word) != key for h in hypotheses[1:]):
             return i
     return n
 
@@ -76,9 +67,9 @@ class LocalAgreement:
         if agreement < 2:
             raise ValueError(f"agreement needs at least 2 hypotheses, got {agreement}")
         self.agreement = agreement
-        self.committed: list[TimedWord] = []  # every committed word, oldest first
-        self._previous: deque[list[TimedWord]] = deque(maxlen=agreement - 1)
-        self._latest: list[TimedWord] = []
+        self.committed: list[Word] = []  # every committed word, oldest first
+        self._previous: deque[list[Word]] = deque(maxlen=agreement - 1)
+        self._latest: list[Word] = []
         self._utterance_from = 0  # index of the current utterance's first committed word
 
     @property
@@ -87,11 +78,11 @@ class LocalAgreement:
         return self.committed[-1].end if self.committed else 0.0
 
     @property
-    def pending(self) -> tuple[TimedWord, ...]:
+    def pending(self) -> tuple[Word, ...]:
         """Words of the latest hypothesis past the committed ones: may still change."""
         return tuple(self._latest)
 
-    def insert(self, words: Sequence[TimedWord]) -> None:
+    def insert(self, words: Sequence[Word]) -> None:
         """Add the next hypothesis (absolute times); words already committed are dropped."""
         fresh = [w for w in words if w.start > self.committed_end - _TIME_SLACK_S]
         if (
@@ -104,17 +95,17 @@ class LocalAgreement:
             self._previous.append(self._latest)
         self._latest = fresh
 
-    def _overlap(self, fresh: Sequence[TimedWord]) -> int:
+    def _overlap(self, fresh: Sequence[Word]) -> int:
         """Number of leading words of ``fresh`` that repeat the tail of the committed words."""
         longest = min(len(self.committed), len(fresh), _MAX_OVERLAP_WORDS)
         for n in range(longest, 0, -1):
-            tail = [word_key(w.text) for w in self.committed[-n:]]
-            head = [word_key(w.text) for w in fresh[:n]]
+            tail = [word_key(w.word) for w in self.committed[-n:]]
+            head = [word_key(w.word) for w in fresh[:n]]
             if tail == head:
                 return n
         return 0
 
-    def flush(self, until: float | None = None) -> list[TimedWord]:
+    def flush(self, until: float | None = None) -> list[Word]:
         """Commit and return the words the last ``agreement`` hypotheses agree on; with
         ``until``, only those that end by then (the last words before the end of the audio are
         often a word cut in half, which two decodes can agree on all the same)."""
@@ -127,7 +118,7 @@ class LocalAgreement:
             return []
         return self._commit(n)
 
-    def commit_pending(self, until: float | None = None) -> list[TimedWord]:
+    def commit_pending(self, until: float | None = None) -> list[Word]:
         """Commit the latest hypothesis without waiting for agreement (the speaker stopped, or
         the stream ends). ``until``: only words that end by then.
 
@@ -145,27 +136,27 @@ class LocalAgreement:
         self._previous.clear()  # earlier hypotheses never agreed on what follows
         return words
 
-    def _repeats_utterance(self, words: Sequence[TimedWord]) -> bool:
+    def _repeats_utterance(self, words: Sequence[Word]) -> bool:
         """Whether ``words`` (two or more) repeat the end of this utterance's committed words,
         the last of them possibly cut short ("바" for "바랍니다"), spaces ignored."""
         utterance = self.committed[self._utterance_from :]
         if len(words) < 2 or not utterance:
             return False
-        said = "".join(word_key(w.text) for w in words)
-        last = len(word_key(utterance[-1].text))
+        said = "".join(word_key(w.word) for w in words)
+        last = len(word_key(utterance[-1].word))
         for m in range(1, min(len(utterance), len(words) + 2) + 1):
-            tail = "".join(word_key(w.text) for w in utterance[-m:])
+            tail = "".join(word_key(w.word) for w in utterance[-m:])
             # From the start of a committed word on, to somewhere in the last one.
             if said and tail.startswith(said) and len(tail) - last < len(said):
                 return True
         return False
 
-    def _commit(self, n: int) -> list[TimedWord]:
-        words: list[TimedWord] = []
+    def _commit(self, n: int) -> list[Word]:
+        words: list[Word] = []
         cursor = self.committed_end
         for w in self._latest[:n]:  # the newest times for the agreed words, never going back
             start = max(w.start, cursor)
-            words.append(TimedWord(start, max(w.end, start), w.text, w.probability))
+            words.append(Word(start, max(w.end, start), w.word, w.probability))
             cursor = words[-1].end
         self.committed.extend(words)
         self._latest = self._latest[n:]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CLOSERS = "\"'”’»)]}」』】〉》"
-SENTENCE_END = re.compile(rf"[.?!…。？！][{re.escape(_CLOSERS)}]*$")
+from ..sentences import CLOSERS as _CLOSERS
+from ..sentences import is_sentence_end as is_sentence_end
+
 CLAUSE_END = re.compile(rf"[,;:、，；：—–][{re.escape(_CLOSERS)}]*$")
 
 
@@ -37,10 +38,6 @@ _KO_STICKY_PREVIOUS = _set(
 def bare(word: str) -> str:
     """The word without spaces and surrounding punctuation, lower case."""
     return word.strip().strip(".,;:!?…\"'()[]{}“”‘’«»「」").lower()
-
-
-def is_sentence_end(word: str) -> bool:
-    return bool(SENTENCE_END.search(word.rstrip()))
 
 
 def is_clause_end(word: str) -> bool:

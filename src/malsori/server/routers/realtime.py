@@ -150,7 +150,7 @@ async def realtime(websocket: WebSocket) -> None:
             fallback=rt.fallback,
             decode_budget_s=rt.decode_budget_s or None,
         )
-        engine = OnlineProcessor(services.transcriber.model, options, streaming)
+        engine = OnlineProcessor(services.transcriber.live_decoder(), options, streaming)
         await _Stream(websocket, services, engine, params, owner, secret).run()
     except WebSocketDisconnect:
         logger.info("live stream: the client left")

@@ -8,13 +8,10 @@ one. Segments are ordinary ``malsori.results.Segment`` values, so the usual writ
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
-from ..results import Segment, Word
-from .policy import TimedWord
-
-_SENTENCE_END = re.compile(r"[.?!。？！…]['\"”’)\]]*$")
+from .results import Segment, Word
+from .sentences import is_sentence_end
 
 
 class CaptionBuilder:
@@ -32,12 +29,11 @@ class CaptionBuilder:
         """Number of the segment the next word goes into."""
         return len(self.segments)
 
-    def add(self, words: Sequence[TimedWord]) -> list[tuple[int, list[Word], bool]]:
+    def add(self, words: Sequence[Word]) -> list[tuple[int, list[Word], bool]]:
         """Add committed words; returns (segment number, words, segment complete) runs."""
         runs: list[tuple[int, list[Word], bool]] = []
         current: list[Word] = []
-        for tw in words:
-            word = Word(tw.start, tw.end, tw.text, tw.probability)
+        for word in words:
             if self._open and word.start - self._open[-1].end >= self.pause_s:
                 if current:
                     runs.append((self.index, current, False))
@@ -58,7 +54,7 @@ class CaptionBuilder:
     def _full(self, last: Word) -> bool:
         text = "".join(w.word for w in self._open).strip()
         return (
-            bool(_SENTENCE_END.search(last.word.strip()))
+            is_sentence_end(last.word)
             or last.end - self._open[0].start >= self.max_seconds
             or len(text) >= self.max_chars
         )

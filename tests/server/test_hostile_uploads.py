@@ -256,8 +256,13 @@ def wait_for_gauge(url: str, name: str, value: float, timeout: float) -> float:
 
 
 def test_a_client_that_leaves_stops_its_transcription(
-    start_server: Callable[..., tuple[ServerProcess, list[str]]], clips: Clips, tmp_path: Path
+    start_server: Callable[..., tuple[ServerProcess, list[str]]],
+    clips: Clips,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One request in the engine at a time, so that the second one waits in the queue.
+    monkeypatch.setenv("MALSORI_ENGINE__MAX_ACTIVE", "1")
     long = tmp_path / "longer.wav"
     run_tool("sox", *[clips.long] * 6, long)  # about 4 minutes of speech and pauses
     proc, (key,) = start_server(("k",), max_concurrent_requests_per_key=2)

@@ -84,8 +84,10 @@ class Served:
 
 
 def settings_for(**overrides: Any) -> ServerSettings:
-    """Fast, deterministic test settings: greedy decoding, one worker."""
-    base: dict[str, Any] = {"decode": {"beam_size": 1}, "workers": 1}
+    """Fast, deterministic test settings: greedy decoding, one worker, one request in the
+    engine at a time (so that queueing, 429s and restarts behave as the tests expect; the
+    engine's batching across requests is tested in tests/engine)."""
+    base: dict[str, Any] = {"decode": {"beam_size": 1}, "workers": 1, "engine": {"max_active": 1}}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
@@ -103,12 +105,12 @@ def cli_output(model: Any, clip: Path, fmt: str, tmp_path: Path, *extra: str) ->
     path, with the session's model instead of a second load)."""
     out = tmp_path / "cli"
     args = ["transcribe", str(clip), "-q", "-f", fmt, "-o", str(out), "--beam-size", "1", *extra]
-    original = cli.load_model_from_args
+    import malsori.commands.transcribe as command
+
+    original = command.load_model_from_args
 
     def shared_model(_: argparse.Namespace) -> Any:
         return model
-
-    import malsori.commands.transcribe as command
 
     command.load_model_from_args = shared_model  # type: ignore[assignment]
     try:

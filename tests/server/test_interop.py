@@ -292,7 +292,7 @@ def test_openai_client_sees_the_challenge(served: Served) -> None:
 
 def test_no_challenge_when_auth_is_off(serve: Any) -> None:
     served = serve(auth={"enabled": False})
-    response = served.client.get("/v1/jobs")
+    response = served.client.get("/v1/jobs", headers={"Host": "127.0.0.1:8000"})
     assert response.status_code == 200 and "www-authenticate" not in response.headers
 
 

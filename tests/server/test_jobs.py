@@ -258,8 +258,9 @@ def test_long_job_reports_progress(serve: Any, clips: Clips) -> None:
 
 
 def test_job_subtitle_profile_is_kept_for_its_results(
-    served: Served, clips: Clips, server_model: Any, tmp_path: Path
+    serve: Any, clips: Clips, server_model: Any, tmp_path: Path
 ) -> None:
+    served = serve(engine={"batching": False})  # compared with the CLI's sequential pipeline
     job = submit(served, clips.speech, language="en", subtitle_profile="netflix-en")
     assert wait_for(served, job["id"], "completed", "failed")["status"] == "completed"
 

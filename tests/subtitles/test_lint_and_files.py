@@ -220,3 +220,17 @@ def test_empty_and_backwards_cues_are_listed_and_fixed(
     (cue,) = parse_subtitles(out).cues
     assert code == 0 and cue.lines == ("Backwards cue here",) and cue.start == 3.0
     assert lint_cues([cue], PROFILES["latin"]) == []
+
+
+def test_fix_keeps_the_words_of_two_cues_apart_when_it_joins_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srt = (
+        "1\n00:00:01,000 --> 00:00:01,400\nand then\n\n2\n00:00:01,500 --> 00:00:02,000\nwe left\n"
+    )
+    path = _write(tmp_path, "short.srt", srt)
+    out = tmp_path / "fixed.srt"
+    code, _, err = _run(capsys, "subtitles", "fix", str(path), "-p", "netflix-en", "-o", str(out))
+    assert code == 0, err
+    words = [w for c in read_subtitles(out).cues for line in c.lines for w in line.split()]
+    assert words == ["and", "then", "we", "left"]

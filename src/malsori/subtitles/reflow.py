@@ -43,5 +43,16 @@ def resolve_for_file(spec: SubtitleSpec, cues: Sequence[TextCue]) -> SubtitlePro
 
 def reflow(cues: Sequence[TextCue], profile: SubtitleProfile) -> list[Cue]:
     """New cues for a file's cues under ``profile``; the words stay exactly as written."""
-    segments = [Segment(c.number, c.start, max(c.start, c.end), join_lines(c.lines)) for c in cues]
+    segments = [
+        Segment(c.number, c.start, max(c.start, c.end), _as_segment_text(join_lines(c.lines)))
+        for c in cues
+    ]
     return transcript_cues(segments, profile)
+
+
+def _as_segment_text(text: str) -> str:
+    """A cue's text as Whisper writes a segment's: with a leading space in spaced scripts, so
+    the last word of one cue and the first of the next stay two words."""
+    if text and not is_unspaced_script(text[0]):
+        return " " + text
+    return text

@@ -1,10 +1,10 @@
 """Whisper's decoding rules, in one place.
 
 Every engine decides with these: the sequential ``transcribe`` (faster-whisper's loop over
-windows, with ``malsori._whisper`` deciding each window's fallback), the packed batch engine
-(``batch.decoder``, raw CTranslate2 over shared windows, and ``batch.lid``) and the live streams
-(which decode through ``transcribe``). Changing a rule, a threshold's meaning or a constant is one
-edit here.
+windows, with ``malsori._whisper`` deciding each window's fallback) and the engine's packed
+windows (``engine.decoder``, raw CTranslate2 over shared windows, and ``engine.lid``), which serve
+batch, the server and, through the sequential path in a lane, live streams. Changing a rule, a
+threshold's meaning or a constant is one edit here.
 
 - The window: Whisper hears 30 s at a time, 100 mel frames a second; a timestamp token is 20 ms.
 - The token budget: 448 tokens of context for prompt and text; audio shorter than a window gets a

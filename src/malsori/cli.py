@@ -1,7 +1,8 @@
 """The ``malsori`` command line. Thin: parse arguments, call the library, report.
 
 Every library error becomes one line on stderr (``malsori: error: ...``) and the exit code of
-its class (see ``malsori.errors``); tracebacks only with ``--verbose``.
+its class (see ``malsori.errors``); tracebacks of internal errors only with ``--verbose``.
+openai-whisper's and whisper-ctranslate2's spellings are rewritten first (``malsori.compat.cli``).
 """
 
 from __future__ import annotations
@@ -129,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except MalsoriError as e:
-        if verbose:
-            logger.exception("failed")
+    except MalsoriError as e:  # an expected error: its one line says it all, even with -v
         report_error(e)
         return e.exit_code
     except KeyboardInterrupt:

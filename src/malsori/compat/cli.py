@@ -63,6 +63,7 @@ SPELLINGS: dict[str, Spelling] = {
         Spelling("--output_format", "--output-format"),
         Spelling("--verbose", "--verbose", "bool"),
         Spelling("--pretty_json", "--pretty-json", "bool"),
+        Spelling("-p", "--pretty-json", "bool"),  # whisper-ctranslate2's short form
         Spelling("--print_colors", "--print-colors", "bool"),
         Spelling("--highlight_words", "--highlight-words", "bool"),
         Spelling("--max_line_width", "--max_line_width", none=DROP),

@@ -228,5 +228,5 @@ class RawSegment:
             ),
             float(segment.avg_logprob), float(segment.no_speech_prob),
             float(segment.compression_ratio), float(segment.temperature or 0.0),
-            tuple(int(t) for t in (segment.tokens or ())), window_start,
+            tuple(int(t) for t in (getattr(segment, "tokens", None) or ())), window_start,
         )  # fmt: skip

@@ -340,7 +340,7 @@ def _decode_window(
                 state.language = state.language_info.language  # later windows keep it
             for decoded in raw_segments:
                 raw = RawSegment.of(
-                    decoded, original_time(decoded.seek / FRAMES_PER_SECOND, regions)
+                    decoded, original_time(getattr(decoded, "seek", 0) / FRAMES_PER_SECOND, regions)
                 )
                 seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
                 if seg is not None:

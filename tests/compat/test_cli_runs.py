@@ -152,3 +152,15 @@ def test_whisper_ctranslate2_readme_commands_with_malsori(audio: Audio, tmp_path
         assert proc.returncode == 0, proc.stderr
         texts.append((tmp_path / "english.txt").read_text())
     assert texts[0] == texts[1] and set(ENGLISH_WORDS) <= set(words_of(texts[0]))
+
+
+def test_highlight_alone_underlines_the_profiles_cues() -> None:
+    from dataclasses import replace
+
+    from malsori.subtitles.profiles import SubtitleSpec
+
+    profiled = replace(FOX, options=TranscribeOptions(subtitles=SubtitleSpec("latin")))
+    cues = whisper_cues(profiled, WhisperLayout(highlight_words=True))
+    underlined = [c.text for c in cues if "<u>" in c.text]
+    assert len(underlined) == 8  # one cue per word
+    assert underlined[0].startswith("<u>The</u>") and "<u>dog.</u>" in underlined[-1]

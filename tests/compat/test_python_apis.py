@@ -146,3 +146,16 @@ def test_openai_whisper_readme(audio: Audio, model: Any) -> None:
 
     theirs = openai_whisper.load_model("base").transcribe(str(audio.english))
     assert words_of(result["text"]) == words_of(theirs["text"])
+
+
+@pytest.mark.slow
+def test_clip_timestamps_decode_only_the_clip(audio: Audio, model: Any) -> None:
+    """faster-whisper's and whisper's ``clip_timestamps``, as malsori options: only the clip is
+    decoded, in the input's time."""
+    whole = model.transcribe(audio.english, vad=False)
+    clipped = model.transcribe(audio.english, vad=False, clip_timestamps=(0.0, 1.2))
+    assert clipped.segments and clipped.segments[0].start == 0.0
+    assert words_of(clipped.text) < words_of(whole.text)  # "lazy dog" lies after the clip
+    assert not {"lazy", "dog"} & words_of(clipped.text)
+    late = model.transcribe(audio.english, vad=False, clip_timestamps=(1.2,))
+    assert late.segments and late.segments[0].start >= 1.2 - 1e-6

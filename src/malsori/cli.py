@@ -57,14 +57,20 @@ _TOP_SWITCHES = ("-v", "--verbose")
 _TOP_EXITS = ("-h", "--help", "--version")
 
 
-def route(argv: list[str], commands: Sequence[str]) -> list[str]:
-    """``malsori FILE... [OPTIONS]`` and ``malsori --model X FILE`` run ``transcribe``, as
-    ``whisper FILE`` does; a word that is neither a command nor a file stays for argparse."""
+def _command_at(argv: list[str]) -> int:
+    """Where the command (or the first argument that is not a top-level switch) is."""
     i = 0
     while i < len(argv) and argv[i] in _TOP_SWITCHES:
         i += 1
         if i < len(argv) and argv[i].lower() in BOOL_WORDS:  # --verbose True
             i += 1
+    return i
+
+
+def route(argv: list[str], commands: Sequence[str]) -> list[str]:
+    """``malsori FILE... [OPTIONS]`` and ``malsori --model X FILE`` run ``transcribe``, as
+    ``whisper FILE`` does; a word that is neither a command nor a file stays for argparse."""
+    i = _command_at(argv)
     if i >= len(argv) or argv[i] in commands or argv[i] in _TOP_EXITS:
         return argv
     word = argv[i]
@@ -80,11 +86,15 @@ def _prepare(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """The command routed, and the anchors' spellings rewritten for ``transcribe``."""
     commands: dict[str, argparse.ArgumentParser] = parser.get_default("subparsers")
     argv = route(argv, list(commands))
-    if "transcribe" not in argv:
+    at = _command_at(argv)
+    if at >= len(argv) or argv[at] != "transcribe":
         return argv
-    at = argv.index("transcribe") + 1
     head = [a for a in argv[:at] if a.lower() not in BOOL_WORDS]  # -v True before the command
-    return head + translate_args(argv[at:], Switches.of(commands["transcribe"]))
+    return [
+        *head,
+        "transcribe",
+        *translate_args(argv[at + 1 :], Switches.of(commands["transcribe"])),
+    ]
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

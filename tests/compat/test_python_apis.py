@@ -159,3 +159,17 @@ def test_clip_timestamps_decode_only_the_clip(audio: Audio, model: Any) -> None:
     assert not {"lazy", "dog"} & words_of(clipped.text)
     late = model.transcribe(audio.english, vad=False, clip_timestamps=(1.2,))
     assert late.segments and late.segments[0].start >= 1.2 - 1e-6
+
+
+def test_changed_decoding_knobs_decode_alone_on_the_engine() -> None:
+    """The packed engine decodes with the defaults of Whisper's less common knobs: requests
+    that change one go through the sequential pipeline, which honours it."""
+    from malsori.engine.requests import Priority, Request
+
+    def packable(**changes: Any) -> bool:
+        return Request(0, "a.wav", TranscribeOptions(**changes), Priority.SYNC, "a").packable
+
+    assert packable()
+    assert not packable(length_penalty=0.5)
+    assert not packable(suppress_tokens=(-1, 50))
+    assert not packable(clip_timestamps=(0.0, 1.0))

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transcribe",
         help="transcribe or translate audio and video files",
         description="Transcribe (or translate to English) audio or video files. Prints the "
-        "transcript as it is decoded; writes files with -o/-f.",
+        "transcript as it is decoded; writes files with -o/-f. The options of openai-whisper's "
+        "`whisper` and of `whisper-ctranslate2` are taken with their spelling too "
+        "(--word_timestamps True, --vad_filter False, --language None; docs/migrating.md).",
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio/video files, or - for stdin")
     add_model_arguments(p)

@@ -210,10 +210,16 @@ class RawSegment:
     no_speech_prob: float
     compression_ratio: float
     temperature: float
+    # Whisper's output tokens of the segment (with its timestamp tokens; empty when the decoder
+    # does not keep them) and the start of the 30 s window it came from, in seconds of input
+    # time (None: not known).
+    tokens: tuple[int, ...] = ()
+    window_start: float | None = None
 
     @classmethod
-    def of(cls, segment: Any) -> RawSegment:
-        """From a faster-whisper ``Segment`` (the sequential engine decodes through it)."""
+    def of(cls, segment: Any, window_start: float | None = None) -> RawSegment:
+        """From a faster-whisper ``Segment`` (the sequential engine decodes through it);
+        ``window_start``: its window's start in the input's time, when the caller knows it."""
         words = segment.words
         return cls(
             float(segment.start), float(segment.end), segment.text,
@@ -222,4 +228,5 @@ class RawSegment:
             ),
             float(segment.avg_logprob), float(segment.no_speech_prob),
             float(segment.compression_ratio), float(segment.temperature or 0.0),
+            tuple(int(t) for t in (getattr(segment, "tokens", None) or ())), window_start,
         )  # fmt: skip

@@ -41,7 +41,10 @@ def cuda_device_count() -> int:
 
 def resolve_device(device: str) -> str:
     if device not in DEVICES:
-        raise InvalidOptionError(f"unknown device {device!r}: use auto, cpu or cuda")
+        raise InvalidOptionError(
+            f"device {device!r} is not available: malsori runs Whisper on CTranslate2, which "
+            "has cpu and cuda only; use --device auto, cpu or cuda"
+        )
     cuda = cuda_device_count()
     if device == "cuda" and cuda == 0:
         raise InvalidOptionError("device 'cuda' was asked for but no CUDA device is available")
@@ -145,12 +148,14 @@ def load_model(
     threads: int = 0,
     workers: int = 1,
     download: bool = True,
+    device_index: int | list[int] = 0,
 ) -> Model:
     """Load a model by name (``"base"``, ``"tiny.en"``, ``"large-v3"``) or folder path.
 
     ``threads`` is the number of CPU threads for CTranslate2 (0: every core this process may use).
     ``workers`` is how many ``transcribe`` calls from different threads run in parallel (each with
     ``threads`` threads); more calls wait their turn. The server sets it to its worker count.
+    ``device_index`` picks the GPU (or GPUs, a list) on CUDA.
     The first call caps the C allocator's arenas for the process (``malsori.allocator``).
     Raises ModelNotFoundError / ModelDownloadError / ModelLoadError / InvalidOptionError.
     """
@@ -170,6 +175,7 @@ def load_model(
         whisper = WhisperModel(
             str(resolved.path),
             device=dev,
+            device_index=device_index,
             compute_type=ctype,
             cpu_threads=n_threads,
             num_workers=workers,

@@ -54,6 +54,10 @@ class TranscribeOptions:
     vad_min_silence_ms: int = 2000
     # Padding added on each side of a speech region (milliseconds).
     vad_speech_pad_ms: int = 400
+    # Speech regions shorter than this are dropped (milliseconds; Silero's, faster-whisper's 0).
+    vad_min_speech_ms: int = 0
+    # Speech regions longer than this are split at their longest silence (seconds; None: never).
+    vad_max_speech_s: float | None = None
 
     # Per-word start/end times and probabilities (cross-attention alignment).
     word_timestamps: bool = False
@@ -88,6 +92,41 @@ class TranscribeOptions:
     initial_prompt: str | None = None
     # Words or phrases to bias the decoder toward (prefixed to the context each window).
     hotwords: str | None = None
+    # Text the first window's output is forced to start with (faster-whisper's ``prefix``).
+    prefix: str | None = None
+
+    # Whisper's and CTranslate2's remaining decoding knobs, with faster-whisper's defaults (and
+    # its meaning). Requests that change any of them decode alone, through the sequential
+    # pipeline (``packs_with_others``): the packed engine decodes with the defaults.
+    # Exponent of the length normalisation of beam scores (1.0: divide by the length).
+    length_penalty: float = 1.0
+    # Penalty on the scores of tokens already generated (above 1 penalises repeats).
+    repetition_penalty: float = 1.0
+    # N-grams of this size are never repeated (0: off).
+    no_repeat_ngram_size: int = 0
+    # Suppress a blank (space or end) as the first token of a window.
+    suppress_blank: bool = True
+    # Token ids never generated; -1 stands for Whisper's list of symbols (its default).
+    suppress_tokens: tuple[int, ...] = (-1,)
+    # The first timestamp of a window comes no later than this (seconds).
+    max_initial_timestamp: float = 1.0
+    # With word timestamps: these marks join the next word (prepend) or the previous (append).
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+    # The previous text is no longer given as prompt after a window decoded above this
+    # temperature.
+    prompt_reset_on_temperature: float = 0.5
+    # With word timestamps: skip silences longer than this (seconds) around a likely
+    # hallucination (openai-whisper's option; None: off).
+    hallucination_silence_threshold: float | None = None
+    # Detect the language again on every window (code-switching audio).
+    multilingual: bool = False
+    # Decode only these clips of the input: start,end,start,end,... in seconds (an odd count:
+    # the last clip runs to the end). Empty: all of it.
+    clip_timestamps: tuple[float, ...] = ()
+    # Tokens a window may generate at most (None: Whisper's context limit and malsori's budget
+    # for short audio).
+    max_new_tokens: int | None = None
 
     # Remove stock phrases ("Thanks for watching!") and doubtful segments where the audio under
     # them is not speech.
@@ -122,6 +161,7 @@ class TranscribeOptions:
     stream_window_s: float = 1200.0
 
     def __post_init__(self) -> None:
+        self._check_whisper_knobs()
         if self.task not in TASKS:
             raise InvalidOptionError(f"unknown task {self.task!r}: use 'transcribe' or 'translate'")
         object.__setattr__(self, "language", normalize_language(self.language))
@@ -184,13 +224,49 @@ class TranscribeOptions:
             if value is not None and not value.strip():
                 object.__setattr__(self, name, None)
 
+    def _check_whisper_knobs(self) -> None:
+        if isinstance(self.suppress_tokens, int):
+            object.__setattr__(self, "suppress_tokens", (self.suppress_tokens,))
+        object.__setattr__(self, "suppress_tokens", tuple(int(t) for t in self.suppress_tokens))
+        if self.length_penalty <= 0 or self.repetition_penalty <= 0:
+            raise InvalidOptionError("length and repetition penalties must be positive")
+        if self.no_repeat_ngram_size < 0:
+            raise InvalidOptionError("no_repeat_ngram_size cannot be negative")
+        if self.max_initial_timestamp < 0:
+            raise InvalidOptionError("max_initial_timestamp cannot be negative")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise InvalidOptionError(
+                f"max_new_tokens must be at least 1, got {self.max_new_tokens}"
+            )
+        if self.vad_min_speech_ms < 0 or (
+            self.vad_max_speech_s is not None and self.vad_max_speech_s <= 0
+        ):
+            raise InvalidOptionError("VAD speech durations must be positive")
+        hst = self.hallucination_silence_threshold
+        if hst is not None and hst <= 0:
+            raise InvalidOptionError(f"hallucination silence threshold must be positive, got {hst}")
+        clips = tuple(float(t) for t in self.clip_timestamps)
+        object.__setattr__(self, "clip_timestamps", clips)
+        if any(t < 0 for t in clips) or any(
+            b <= a for a, b in zip(clips[::2], clips[1::2], strict=False)
+        ):
+            raise InvalidOptionError(f"clips must be start,end pairs with end > start, got {clips}")
+        if self.prefix is not None and not self.prefix.strip():
+            object.__setattr__(self, "prefix", None)
+
+    @property
+    def packs_with_others(self) -> bool:
+        """Whether the packed engine decodes these options as asked: it uses the defaults of
+        the decoding knobs above; other values decode through the sequential pipeline."""
+        return all(getattr(self, k) == getattr(_DEFAULTS, k) for k in SEQUENTIAL_ONLY)
+
     @classmethod
     def build(cls, options: TranscribeOptions | None = None, **overrides: Any) -> TranscribeOptions:
         """Options from an existing object (or the defaults) with some values replaced."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise InvalidOptionError(f"unknown transcription option(s): {', '.join(unknown)}")
+            raise InvalidOptionError(unknown_options_message(unknown, known))
         base = options if options is not None else cls()
         return dataclasses.replace(base, **overrides) if overrides else base
 
@@ -236,6 +312,8 @@ class TranscribeOptions:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["temperature"] = list(self.temperature)
         data["stock_phrases"] = list(self.stock_phrases)
+        data["suppress_tokens"] = list(self.suppress_tokens)
+        data["clip_timestamps"] = list(self.clip_timestamps)
         data["glossary"] = None if self.glossary is None else self.glossary.to_dict()
         data["subtitles"] = None if self.subtitles is None else self.subtitles.to_dict()
         return data
@@ -243,7 +321,7 @@ class TranscribeOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscribeOptions:
         data = dict(data)
-        for key in ("temperature", "stock_phrases"):
+        for key in ("temperature", "stock_phrases", "suppress_tokens", "clip_timestamps"):
             if key in data:
                 data[key] = tuple(data[key])
         if isinstance(data.get("glossary"), dict):
@@ -251,3 +329,41 @@ class TranscribeOptions:
         if isinstance(data.get("subtitles"), dict):
             data["subtitles"] = SubtitleSpec.from_dict(data["subtitles"])
         return cls.build(None, **data)
+
+
+_DEFAULTS = TranscribeOptions()
+# The knobs the packed engine decodes with their defaults only (see ``packs_with_others``).
+SEQUENTIAL_ONLY: tuple[str, ...] = (
+    "prefix", "length_penalty", "repetition_penalty", "no_repeat_ngram_size", "suppress_blank",
+    "suppress_tokens", "max_initial_timestamp", "prepend_punctuations", "append_punctuations",
+    "prompt_reset_on_temperature", "hallucination_silence_threshold", "multilingual",
+    "max_new_tokens", "vad_min_speech_ms", "vad_max_speech_s", "clip_timestamps",
+)  # fmt: skip
+# Other tools' names for malsori's options: an unknown option names the one it means.
+KNOWN_SPELLINGS: dict[str, str] = {
+    "vad_filter": "vad",
+    "vad_parameters": "vad_threshold, vad_min_silence_ms, vad_speech_pad_ms",
+    "logprob_threshold": "log_prob_threshold",
+    "cpu_threads": "threads (of malsori.load_model)",
+    "num_workers": "workers (of malsori.load_model)",
+    "temperature_increment_on_fallback": "temperature (a tuple of temperatures)",
+    "chunk_length": "encoder_window_s",
+}
+
+
+def unknown_options_message(unknown: list[str], known: set[str]) -> str:
+    """One line: each unknown option with the nearest malsori option, and where the other
+    tools' spellings are taken as they are (``malsori.compat``)."""
+    import difflib
+
+    hints = []
+    for name in unknown:
+        near = KNOWN_SPELLINGS.get(name) or next(
+            iter(difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)), None
+        )
+        hints.append(f"{name} (did you mean {near}?)" if near else name)
+    return (
+        f"unknown transcription option(s): {', '.join(hints)}; faster-whisper's and "
+        "openai-whisper's options are taken as they are by malsori.compat.faster_whisper and "
+        "malsori.compat.whisper"
+    )

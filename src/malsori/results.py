@@ -53,6 +53,11 @@ class Segment:
     # and the post-processing flags "spacing_corrected", "numbers_converted",
     # "punctuation_added", "glossary_replaced".
     flags: tuple[str, ...] = ()
+    # Whisper's output tokens of the segment, timestamp tokens included (empty where the
+    # decoder does not keep them: the packed engine), and the mel frame (10 ms) where the
+    # window it was decoded in starts, as openai-whisper's ``seek``.
+    tokens: tuple[int, ...] = ()
+    seek: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

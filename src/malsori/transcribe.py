@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .audio import AudioSource, AudioStream, as_float32, materialize
-from .decoding import SAMPLE_RATE, RawSegment, max_new_tokens
+from .decoding import FRAMES_PER_SECOND, SAMPLE_RATE, RawSegment, max_new_tokens
 from .errors import NoSpeechError
 from .glossary import merge_hotwords
 from .hallucination import (
@@ -33,7 +33,15 @@ from .hallucination import (
 from .options import TranscribeOptions
 from .postprocess import postprocess_segment
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
-from .vad import decode_regions, has_speech, only_speech, restore_times, vad_options
+from .vad import (
+    clip_regions,
+    decode_regions,
+    has_speech,
+    only_speech,
+    original_time,
+    restore_times,
+    vad_options,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +114,26 @@ def whisper_kwargs(opts: TranscribeOptions) -> dict[str, Any]:
         "vad_filter": False,  # malsori runs VAD itself (see malsori.vad)
         "hotwords": merge_hotwords(opts.hotwords, opts.glossary),  # the caller's, then the terms
         "language_detection_segments": opts.language_detection_segments,
+        "length_penalty": opts.length_penalty,
+        "repetition_penalty": opts.repetition_penalty,
+        "no_repeat_ngram_size": opts.no_repeat_ngram_size,
+        "suppress_blank": opts.suppress_blank,
+        "suppress_tokens": list(opts.suppress_tokens),
+        "max_initial_timestamp": opts.max_initial_timestamp,
+        "prepend_punctuations": opts.prepend_punctuations,
+        "append_punctuations": opts.append_punctuations,
+        "prompt_reset_on_temperature": opts.prompt_reset_on_temperature,
+        "hallucination_silence_threshold": opts.hallucination_silence_threshold,
+        "multilingual": opts.multilingual,
     }
+
+
+def _token_budget(opts: TranscribeOptions, samples: int) -> int | None:
+    """malsori's budget for short audio, or the caller's ``max_new_tokens`` if smaller."""
+    budget = max_new_tokens(samples)
+    if opts.max_new_tokens is None:
+        return budget
+    return opts.max_new_tokens if budget is None else min(budget, opts.max_new_tokens)
 
 
 def _prompt(opts: TranscribeOptions, previous_text: str) -> str | None:
@@ -202,6 +229,11 @@ class Assembler:
             no_speech_prob=float(raw.no_speech_prob),
             compression_ratio=float(raw.compression_ratio),
             temperature=float(raw.temperature or 0.0),
+            tokens=raw.tokens,
+            seek=round(
+                (start if raw.window_start is None else raw.window_start + offset)
+                * FRAMES_PER_SECOND
+            ),
         )
 
     def _collapse(self, seg: Segment, language: str | None) -> tuple[Segment, bool]:
@@ -285,6 +317,8 @@ def _decode_window(
     for _ in range(_MAX_RESETS_PER_WINDOW + 1):
         part = audio[pos:]
         regions = decode_regions(part, opts) if opts.vad else [{"start": 0, "end": part.size}]
+        part_start = window_start + pos / SAMPLE_RATE
+        regions = clip_regions(regions, opts.clip_timestamps, part_start, part.size)
         if not regions:
             break  # nothing left but silence, noise or music
         restart_at: float | None = None
@@ -295,7 +329,9 @@ def _decode_window(
                 speech,
                 language=state.language,
                 initial_prompt=prompt,
-                max_new_tokens=max_new_tokens(speech.size),
+                max_new_tokens=_token_budget(opts, speech.size),
+                # The caller's prefix starts the input's first window only, as in faster-whisper.
+                prefix=opts.prefix if window_start == 0 and pos == 0 else None,
                 **state.kwargs,
             )
             raw_segments = restore_times(raw_segments, regions)
@@ -303,7 +339,9 @@ def _decode_window(
                 state.language_info = _language_info(info, opts.language)
                 state.language = state.language_info.language  # later windows keep it
             for decoded in raw_segments:
-                raw = RawSegment.of(decoded)
+                raw = RawSegment.of(
+                    decoded, original_time(getattr(decoded, "seek", 0) / FRAMES_PER_SECOND, regions)
+                )
                 seg, looped = state.assembler.add(raw, offset, probe, window_start, state.language)
                 if seg is not None:
                     texts.append(seg.text)

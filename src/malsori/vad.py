@@ -30,6 +30,10 @@ def vad_options(opts: TranscribeOptions) -> Any:
         threshold=opts.vad_threshold,
         min_silence_duration_ms=opts.vad_min_silence_ms,
         speech_pad_ms=opts.vad_speech_pad_ms,
+        min_speech_duration_ms=opts.vad_min_speech_ms,
+        max_speech_duration_s=(
+            float("inf") if opts.vad_max_speech_s is None else opts.vad_max_speech_s
+        ),
     )
 
 
@@ -73,3 +77,29 @@ def restore_times(segments: Iterable[Any], regions: list[Region]) -> Iterator[An
     from faster_whisper.transcribe import restore_speech_timestamps
 
     return iter(restore_speech_timestamps(segments, regions, SAMPLE_RATE))
+
+
+def original_time(seconds: float, regions: list[Region]) -> float:
+    """A time in ``only_speech`` audio, in the original audio's time."""
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    return float(SpeechTimestampsMap(regions, SAMPLE_RATE).get_original_time(seconds))
+
+
+def clip_regions(
+    regions: list[Region], clips: tuple[float, ...], start_s: float, size: int
+) -> list[Region]:
+    """``regions`` of audio that starts at ``start_s`` in the input (``size`` samples long),
+    kept only inside ``clips`` (input seconds: start,end,...; an odd count runs to the end)."""
+    if not clips:
+        return regions
+    bounds = list(clips) + ([] if len(clips) % 2 == 0 else [float("inf")])
+    kept: list[Region] = []
+    for a, b in zip(bounds[::2], bounds[1::2], strict=True):
+        lo = max(0, int((a - start_s) * SAMPLE_RATE))
+        hi = min(size, int((b - start_s) * SAMPLE_RATE)) if b != float("inf") else size
+        for r in regions:
+            s, e = max(r["start"], lo), min(r["end"], hi)
+            if e > s:
+                kept.append({"start": s, "end": e})
+    return sorted(kept, key=lambda r: r["start"])

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
@@ -223,13 +223,18 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_outputs(
-    transcript: Transcript, directory: str | os.PathLike[str], stem: str, formats: Iterable[str]
+    transcript: Transcript,
+    directory: str | os.PathLike[str],
+    stem: str,
+    formats: Iterable[str],
+    writers: Mapping[str, Writer] | None = None,
 ) -> list[Path]:
-    """Write every format; if one fails, remove the ones already written and raise."""
+    """Write every format (``writers`` replace the standard writer of some formats); if one
+    fails, remove the ones already written and raise."""
     written: list[Path] = []
     try:
         for name in formats:
-            writer = get_writer(name)
+            writer = (writers or {}).get(name) or get_writer(name)
             written.append(writer.write(transcript, Path(directory) / f"{stem}.{writer.extension}"))
     except BaseException:
         for p in written:

@@ -15,7 +15,6 @@ from typing import Any
 from ..errors import InvalidOptionError
 from ..glossary import Glossary, GlossaryError, load_glossary
 from ..options import (
-    DEFAULT_TEMPERATURES,
     FULL_ENCODER_WINDOW_S,
     NUMBER_STYLES,
     TranscribeOptions,
@@ -45,6 +44,50 @@ def _temperatures(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(
             f"not a temperature or comma-separated list: {value!r}"
         ) from None
+
+
+def _optional_float(value: str) -> float | None:
+    """A number, or None/none (the check is off), as whisper's thresholds take it."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or None: {value!r}") from None
+
+
+def _token_ids(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of token ids: {value!r}"
+        ) from None
+
+
+def _clips(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of start,end times in seconds: {value!r}"
+        ) from None
+
+
+def fallback_temperatures(
+    temperature: tuple[float, ...] | None, increment: float | None
+) -> tuple[float, ...]:
+    """Whisper's rule: one temperature T falls back from T upward in steps of ``increment``
+    up to 1 (``increment`` None or 0: T alone); a comma list is taken as it is."""
+    if temperature is None:
+        temperature = (0.0,)
+    if len(temperature) != 1 or not increment:
+        return temperature
+    if increment < 0:
+        raise InvalidOptionError(f"temperature increment must be positive, got {increment}")
+    start = temperature[0]
+    steps = int((1.0 + 1e-6 - start) // increment) + 1 if start <= 1.0 else 1
+    return tuple(round(start + k * increment, 6) for k in range(max(1, steps)))
 
 
 def _phrases_file(value: str) -> tuple[str, ...]:
@@ -82,9 +125,24 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where to run (default: auto, CUDA when present)",
+        help="where to run: auto, cpu or cuda (default: auto, CUDA when present)",
+    )
+    g.add_argument("--device-index", type=int, default=0, metavar="N",
+                   help="which CUDA device (default: 0)")  # fmt: skip
+    g.add_argument(
+        "--model-dir",
+        default=None,
+        metavar="DIR",
+        help="where models are kept and downloaded to (default: $MALSORI_HOME)",
+    )
+    g.add_argument("--local-files-only", action="store_true",
+                   help="never download: use the models already here")  # fmt: skip
+    g.add_argument(
+        "--fp16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--no-fp16 decodes in float32 on CUDA (whisper's --fp16 False)",
     )
     g.add_argument(
         "--compute-type",
@@ -114,8 +172,9 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--vad",
         action=argparse.BooleanOptionalAction,
-        default=d.vad,
-        help="Silero voice activity detection before decoding (default: on)",
+        default=None,
+        help="Silero voice activity detection before decoding (default: on; off with "
+        "--whisper-defaults)",
     )
     g.add_argument(
         "--vad-threshold",
@@ -129,6 +188,16 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         default=d.vad_min_silence_ms,
         help=f"silence that splits speech regions (default: {d.vad_min_silence_ms})",
     )
+    g.add_argument(
+        "--vad-speech-pad-ms",
+        type=int,
+        default=d.vad_speech_pad_ms,
+        help=f"padding around each speech region (default: {d.vad_speech_pad_ms})",
+    )
+    g.add_argument("--vad-min-speech-ms", type=int, default=d.vad_min_speech_ms,
+                   help="speech regions shorter than this are dropped (default: 0)")  # fmt: skip
+    g.add_argument("--vad-max-speech-s", type=float, default=None,
+                   help="speech regions longer than this are split (default: never)")  # fmt: skip
     g.add_argument("--word-timestamps", action="store_true", help="time every word")
     g.add_argument(
         "--encoder-window",
@@ -150,27 +219,33 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         default=d.best_of,
         help=f"samples at temperatures above 0 (default: {d.best_of})",
     )
+    g.add_argument("--patience", type=float, default=d.patience,
+                   help="beam search patience (default: 1.0)")  # fmt: skip
     g.add_argument(
         "--temperature",
         type=_temperatures,
-        default=DEFAULT_TEMPERATURES,
-        help="temperature, or comma-separated fallback temperatures (default: 0,0.2,0.4,0.6,0.8,1)",
+        default=None,
+        help="first temperature, falling back upward by the increment as whisper does, or an "
+        "explicit comma-separated list (default: 0, that is 0,0.2,0.4,0.6,0.8,1)",
     )
+    g.add_argument("--temperature-increment-on-fallback", type=_optional_float, default=0.2,
+                   metavar="STEP", help="fallback step from --temperature up to 1; 0 or None: "
+                   "no fallback (default: 0.2)")  # fmt: skip
     g.add_argument(
         "--compression-ratio-threshold",
-        type=float,
+        type=_optional_float,
         default=d.compression_ratio_threshold,
         help="fall back to the next temperature above this gzip ratio (default: 2.4)",
     )
     g.add_argument(
         "--logprob-threshold",
-        type=float,
+        type=_optional_float,
         default=d.log_prob_threshold,
         help="fall back below this average log-probability (default: -1.0)",
     )
     g.add_argument(
         "--no-speech-threshold",
-        type=float,
+        type=_optional_float,
         default=d.no_speech_threshold,
         help="skip windows whose no-speech probability is above this (default: 0.6)",
     )
@@ -186,6 +261,7 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         help="text to condition the first window on (spelling, style, vocabulary)",
     )
     g.add_argument("--hotwords", default=None, help="words or phrases to bias the decoder toward")
+    _add_whisper_knobs(p, d)
     h = p.add_argument_group("hallucination and repetition defences (on by default)")
     h.add_argument(
         "--hallucination-filter",
@@ -234,6 +310,49 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
         help="terms to bias toward and 'wrong => right' replacement rules (docs/glossary.md); "
         "can be given more than once",
     )
+
+
+def _add_whisper_knobs(p: argparse.ArgumentParser, d: TranscribeOptions) -> None:
+    """Whisper's and faster-whisper's other decoding options (their meaning and defaults)."""
+    w = p.add_argument_group("more of Whisper's decoding options (docs/migrating.md)")
+    w.add_argument("--carry-initial-prompt", action="store_true",
+                   help="give the initial prompt to every window, not only the first")  # fmt: skip
+    w.add_argument("--prefix", default=None, help="text the first window's output starts with")
+    w.add_argument("--length-penalty", type=float, default=d.length_penalty,
+                   help="length normalisation exponent of beam scores (default: 1)")  # fmt: skip
+    w.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=d.repetition_penalty,
+        help="penalty on tokens already generated, >1 penalises (default: 1)",
+    )
+    w.add_argument("--no-repeat-ngram-size", type=int, default=d.no_repeat_ngram_size,
+                   help="never repeat n-grams of this size (default: 0, off)")  # fmt: skip
+    w.add_argument("--suppress-blank", action=argparse.BooleanOptionalAction,
+                   default=d.suppress_blank, help="no blank first token (default: on)")  # fmt: skip
+    w.add_argument("--suppress-tokens", type=_token_ids, default=d.suppress_tokens,
+                   metavar="IDS", help="comma-separated token ids never generated; -1: "
+                   "Whisper's symbols (default: -1)")  # fmt: skip
+    w.add_argument("--prepend-punctuations", default=d.prepend_punctuations,
+                   help="with word timestamps: marks joined to the next word")  # fmt: skip
+    w.add_argument("--append-punctuations", default=d.append_punctuations,
+                   help="with word timestamps: marks joined to the previous word")  # fmt: skip
+    w.add_argument("--prompt-reset-on-temperature", type=float,
+                   default=d.prompt_reset_on_temperature,
+                   help="no previous text as prompt after a window decoded above this "
+                   "temperature (default: 0.5)")  # fmt: skip
+    w.add_argument("--hallucination-silence-threshold", type=_optional_float, default=None,
+                   metavar="SECONDS", help="with word timestamps: skip silences longer than this "
+                   "around a likely hallucination")  # fmt: skip
+    w.add_argument(
+        "--clip-timestamps",
+        type=_clips,
+        default=(),
+        metavar="START,END,...",
+        help="decode only these clips (seconds; the last end defaults to the end)",
+    )
+    w.add_argument("--multilingual", action="store_true",
+                   help="detect the language again on every window")  # fmt: skip
 
 
 def _profile_name(value: str) -> str:
@@ -289,12 +408,36 @@ def with_subtitle_words(options: TranscribeOptions, formats: Sequence[str]) -> T
     return options.replace(word_timestamps=True) if wanted else options
 
 
+def _carried_hotwords(args: argparse.Namespace) -> str | None:
+    """``--carry-initial-prompt``: the initial prompt goes before every window's context, where
+    malsori puts hotwords."""
+    carried = args.initial_prompt if getattr(args, "carry_initial_prompt", False) else None
+    parts = [p for p in (carried, args.hotwords) if p]
+    return " ".join(parts) if parts else None
+
+
+def _knobs(args: argparse.Namespace) -> dict[str, Any]:
+    """The options only some commands have (``_add_whisper_knobs``, VAD details)."""
+    names = (
+        "patience", "prefix", "length_penalty", "repetition_penalty", "no_repeat_ngram_size",
+        "suppress_blank", "suppress_tokens", "prepend_punctuations", "append_punctuations",
+        "prompt_reset_on_temperature", "hallucination_silence_threshold", "multilingual",
+        "vad_speech_pad_ms", "clip_timestamps",
+    )  # fmt: skip
+    found = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    if hasattr(args, "vad_min_speech_ms"):
+        found["vad_min_speech_ms"] = args.vad_min_speech_ms
+        found["vad_max_speech_s"] = args.vad_max_speech_s
+    return found
+
+
 def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
     """The one place CLI arguments become a ``TranscribeOptions``."""
+    whisper = getattr(args, "whisper_defaults", False)
     return TranscribeOptions(
         task=args.task,
         language=args.language,
-        vad=args.vad,
+        vad=(not whisper) if args.vad is None else args.vad,
         vad_threshold=args.vad_threshold,
         vad_min_silence_ms=args.vad_min_silence_ms,
         word_timestamps=args.word_timestamps,
@@ -303,29 +446,45 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         ),
         beam_size=args.beam_size,
         best_of=args.best_of,
-        temperature=args.temperature,
+        temperature=fallback_temperatures(
+            args.temperature, getattr(args, "temperature_increment_on_fallback", 0.2)
+        ),
         compression_ratio_threshold=args.compression_ratio_threshold,
         log_prob_threshold=args.logprob_threshold,
         no_speech_threshold=args.no_speech_threshold,
         condition_on_previous_text=args.condition_on_previous_text,
         initial_prompt=args.initial_prompt,
-        hotwords=args.hotwords,
-        hallucination_filter=args.hallucination_filter,
+        hotwords=_carried_hotwords(args),
+        hallucination_filter=args.hallucination_filter and not whisper,
         stock_phrases=args.stock_phrases,
-        repetition_filter=args.repetition_filter,
-        korean_spacing=args.korean_spacing,
-        korean_punctuation=args.korean_punctuation,
+        repetition_filter=args.repetition_filter and not whisper,
+        korean_spacing=args.korean_spacing and not whisper,
+        korean_punctuation=args.korean_punctuation and not whisper,
         number_style=args.number_style,
         glossary=_glossaries(args.glossary),
-        subtitles=subtitle_spec_from_args(args),
+        subtitles=None if whisper else subtitle_spec_from_args(args),
+        **_knobs(args),
     )
 
 
 def load_model_from_args(args: argparse.Namespace) -> Any:
-    from ..model import load_model
+    import os
 
+    from ..model import load_model, resolve_device
+
+    model_dir = getattr(args, "model_dir", None)
+    if model_dir:  # whisper's download root: malsori keeps its models there for this run
+        os.environ["MALSORI_HOME"] = model_dir
+    compute_type = args.compute_type
+    if getattr(args, "fp16", None) is False and compute_type == "auto":
+        compute_type = "float32" if resolve_device(args.device) == "cuda" else "auto"
     return load_model(
-        args.model, device=args.device, compute_type=args.compute_type, threads=args.threads
+        args.model,
+        device=args.device,
+        compute_type=compute_type,
+        threads=args.threads,
+        device_index=getattr(args, "device_index", 0),
+        download=not getattr(args, "local_files_only", False),
     )
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .._version import __version__
 from ..audio import STDIN, check_path, probe
+from ..compat.whisper_output import WhisperLayout, whisper_writers
 from ..errors import InvalidOptionError, MalsoriError, OutputError
 from ..languages import LANGUAGES, language_name
+from ..model import DEVICES, resolve_device
+from ..options import TranscribeOptions
 from ..results import Segment
-from ..writers import FORMATS, get_writer, parse_formats, write_outputs
+from ..writers import FORMATS, Writer, get_writer, parse_formats, write_outputs
 from .common import (
     add_decode_arguments,
     add_model_arguments,
@@ -31,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transcribe",
         help="transcribe or translate audio and video files",
         description="Transcribe (or translate to English) audio or video files. Prints the "
-        "transcript as it is decoded; writes files with -o/-f.",
+        "transcript as it is decoded; writes files with -o/-f. The options of openai-whisper's "
+        "`whisper` and of `whisper-ctranslate2` are taken with their spelling too "
+        "(--word_timestamps True, --vad_filter False, --language None; docs/migrating.md).",
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio/video files, or - for stdin")
     add_model_arguments(p)
@@ -52,7 +61,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     o.add_argument("-q", "--quiet", action="store_true",
                    help="no live transcript, no progress bar")  # fmt: skip
+    o.add_argument("--whisper-defaults", action="store_true",
+                   help="openai-whisper's defaults and output files: no VAD, no post-processing "
+                   "or filters, one cue per segment, whisper's SRT/VTT/JSON, every format into "
+                   "the current folder")  # fmt: skip
+    o.add_argument("-v", "--verbose", dest="live_verbose", default=None,
+                   action=argparse.BooleanOptionalAction,
+                   help="log details and show tracebacks; --no-verbose: no live transcript "
+                   "(whisper's --verbose False)")  # fmt: skip
+    o.add_argument("--pretty-json", action="store_true",
+                   help="with --whisper-defaults: indent whisper's JSON")  # fmt: skip
+    o.add_argument(
+        "--print-colors",
+        action="store_true",
+        help="colour the live transcript's words by confidence (word timestamps)",
+    )
     add_subtitle_arguments(p)
+    w = p.add_argument_group(
+        "whisper's subtitle layout (its meaning; turns word timestamps on)",
+        "--max_line_width N: characters per line (whisper's spelling only: malsori's "
+        "--max-line-width is the profile's limit).",
+    )
+    w.add_argument("--max_line_width", dest="whisper_line_width", type=int, default=None,
+                   help=argparse.SUPPRESS)  # fmt: skip
+    w.add_argument(
+        "--max-line-count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lines per subtitle (with --max_line_width; else segments stay whole)",
+    )
+    w.add_argument("--max-words-per-line", type=int, default=None, metavar="N",
+                   help="words per subtitle (without --max_line_width)")  # fmt: skip
+    w.add_argument(
+        "--highlight-words",
+        action="store_true",
+        help="repeat each subtitle per word, underlining the word being said",
+    )
+    b = p.add_argument_group("the packed engine")
+    b.add_argument(
+        "--batched",
+        action="store_true",
+        help="decode through the engine, windows in batches (as `malsori batch`)",
+    )
+    b.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="windows per batch with --batched (default: 8)")  # fmt: skip
+    p.add_argument("--version", action="version", version=f"malsori {__version__}")
     p.set_defaults(handler=run_transcribe)
 
     d = sub.add_parser(
@@ -105,7 +159,7 @@ def _check_inputs(inputs: list[str], failures: _Failures) -> list[str]:
 
 
 def _output_plan(args: argparse.Namespace, inputs: list[str]) -> tuple[str | None, tuple[str, ...]]:
-    if args.output_dir is None and args.output_format is None:
+    if args.output_dir is None and args.output_format is None and not args.whisper_defaults:
         return None, ()
     formats = parse_formats(args.output_format or "all")
     directory = args.output_dir or "."
@@ -137,12 +191,23 @@ def _check_writable(out: Path) -> None:
         raise OutputError(f"cannot write to {out}: {existing} is not writable")
 
 
+def _coloured(seg: Segment) -> str:
+    """whisper-ctranslate2's --print_colors: words red to green by probability."""
+    colours = ("\033[31m", "\033[33m", "\033[32m")  # below 0.5, below 0.8, above
+    parts = [
+        f"{colours[(w.probability >= 0.5) + (w.probability >= 0.8)]}{w.word}\033[0m"
+        for w in seg.words
+    ]
+    return "".join(parts).strip() if parts else seg.text
+
+
 class _Live:
     """Prints segments as they are decoded and keeps a progress bar over audio time."""
 
-    def __init__(self, source: str, enabled: bool, show_lines: bool):
+    def __init__(self, source: str, enabled: bool, show_lines: bool, colours: bool = False):
         self.bar = None
         self.show_lines = show_lines
+        self.colours = colours
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -167,7 +232,7 @@ class _Live:
 
     def __call__(self, seg: Segment) -> None:
         if self.show_lines:
-            line = segment_line(seg.start, seg.end, seg.text)
+            line = segment_line(seg.start, seg.end, _coloured(seg) if self.colours else seg.text)
             if self.bar is not None:
                 self.bar.write(line, file=sys.stdout)
             else:
@@ -181,22 +246,75 @@ class _Live:
             self.bar.close()
 
 
+def _layout(args: argparse.Namespace) -> WhisperLayout:
+    layout = WhisperLayout(
+        args.whisper_line_width, args.max_line_count, args.max_words_per_line,
+        args.highlight_words,
+    )  # fmt: skip
+    for name, value in (("--max_line_width", layout.max_line_width),
+                        ("--max-line-count", layout.max_line_count),
+                        ("--max-words-per-line", layout.max_words_per_line)):  # fmt: skip
+        if value is not None and value < 1:
+            raise InvalidOptionError(f"{name} must be at least 1, got {value}")
+    return layout
+
+
+@contextmanager
+def _decoder(args: argparse.Namespace, model: Any) -> Iterator[Any]:
+    """What transcribes each input: the model itself, or the packed engine (``--batched``)."""
+    if not args.batched:
+        yield model
+        return
+    from ..engine import Engine
+
+    size = args.batch_size or 8
+    if size < 1:
+        raise InvalidOptionError(f"--batch-size must be at least 1, got {size}")
+    with Engine(model, batch_size=size) as engine:
+        yield engine
+
+
 def run_transcribe(args: argparse.Namespace) -> int:
+    if args.device not in DEVICES:  # before anything is read: mps, xpu, ... cannot be honoured
+        resolve_device(args.device)
+    if args.live_verbose is False:  # whisper's --verbose False: no text as it is decoded
+        args.quiet = True
     directory, formats = _output_plan(args, args.inputs)
+    layout = _layout(args)
     options = with_subtitle_words(options_from_args(args), formats)
+    if layout.active and not options.word_timestamps:
+        options = options.replace(word_timestamps=True)
+    writers = whisper_writers(
+        layout, whisper_files=args.whisper_defaults, pretty_json=args.pretty_json
+    )
     failures = _Failures()
     inputs = _check_inputs(args.inputs, failures)
     if not inputs:
         return failures.exit_code
     model = load_model_from_args(args)
     options.check_model(multilingual=model.multilingual, model_name=model.name)
+    with _decoder(args, model) as decoder:
+        plan = (directory, formats, writers)
+        return _transcribe_all(args, decoder, inputs, options, plan, failures)
+
+
+def _transcribe_all(
+    args: argparse.Namespace,
+    decoder: Any,
+    inputs: list[str],
+    options: TranscribeOptions,
+    plan: tuple[str | None, tuple[str, ...], dict[str, Writer]],
+    failures: _Failures,
+) -> int:
+    directory, formats, writers = plan
     to_stdout = directory == "-"
     for source in inputs:
         if len(inputs) > 1 and not args.quiet:
             print(f"==> {source}", file=sys.stderr, flush=True)
-        live = _Live(source, enabled=not args.quiet, show_lines=not args.quiet and not to_stdout)
+        live = _Live(source, enabled=not args.quiet, show_lines=not args.quiet and not to_stdout,
+                     colours=args.print_colors)  # fmt: skip
         try:
-            transcript = model.transcribe(source, options, on_segment=live)
+            transcript = decoder.transcribe(source, options, on_segment=live)
         except MalsoriError as e:
             live.close()
             failures.add(e, source)
@@ -205,11 +323,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
         if not transcript.segments and not args.quiet:
             print(f"malsori: {source}: no speech found", file=sys.stderr)
         if to_stdout:
-            sys.stdout.write(get_writer(formats[0]).render(transcript))
+            sys.stdout.write((writers.get(formats[0]) or get_writer(formats[0])).render(transcript))
             sys.stdout.flush()
         elif directory is not None:
             try:
-                paths = write_outputs(transcript, directory, output_stem(source), formats)
+                paths = write_outputs(transcript, directory, output_stem(source), formats, writers)
             except MalsoriError as e:
                 failures.add(e, source)
                 continue

@@ -55,10 +55,11 @@ class Request:
     @property
     def packable(self) -> bool:
         """Whether its speech can share 30 s windows with other requests': those need
-        timestamps (to tell requests apart) and the whole encoder window. Others run alone,
-        through the sequential pipeline (``Model.transcribe``), in a model lane."""
+        timestamps (to tell requests apart), the whole encoder window and the default decoding
+        knobs (``TranscribeOptions.packs_with_others``). Others run alone, through the
+        sequential pipeline (``Model.transcribe``), in a model lane."""
         o = self.options
-        return not o.without_timestamps and o.encoder_window_s >= WINDOW_S
+        return not o.without_timestamps and o.encoder_window_s >= WINDOW_S and o.packs_with_others
 
 
 class RequestHandle:

@@ -40,6 +40,8 @@ class RawSegment:
     no_speech_prob: float = 0.05
     compression_ratio: float = 1.2
     temperature: float = 0.0
+    tokens: tuple[int, ...] = ()
+    window_start: float | None = None
 
 
 class FixedProbe:

@@ -123,7 +123,7 @@ def format_changes(changes: list[MetricChange], baseline: str) -> str:
 
 
 def _meta(args: argparse.Namespace, model: Any, options: Any, n: int) -> dict[str, Any]:
-    arguments = {k: v for k, v in vars(args).items() if k != "handler"}
+    arguments = {k: v for k, v in vars(args).items() if k not in ("handler", "subparsers")}
     return {
         "command_line": shlex.join(sys.argv),
         "arguments": arguments,

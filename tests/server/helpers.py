@@ -103,12 +103,12 @@ def cli_output(model: Any, clip: Path, fmt: str, tmp_path: Path, *extra: str) ->
     path, with the session's model instead of a second load)."""
     out = tmp_path / "cli"
     args = ["transcribe", str(clip), "-q", "-f", fmt, "-o", str(out), "--beam-size", "1", *extra]
-    original = cli.load_model_from_args
+    import malsori.commands.transcribe as command
+
+    original = command.load_model_from_args
 
     def shared_model(_: argparse.Namespace) -> Any:
         return model
-
-    import malsori.commands.transcribe as command
 
     command.load_model_from_args = shared_model  # type: ignore[assignment]
     try:

@@ -2,12 +2,19 @@
 // Usage: node realtime_transcription.mjs BASE_URL API_KEY AUDIO.raw  (raw PCM16, 24 kHz, mono)
 // Prints {"transcript": ..., "types": [...]} on stdout; exits non-zero on an error event.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 
 const [baseURL, apiKey, audioPath] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey });
-const rt = new OpenAIRealtimeWS({ model: 'gpt-4o-transcribe' }, client);
+// The client always opens wss://; a malsori server on a plain-HTTP port (tests, local use) needs
+// a plain TCP connection: the ws package's createConnection option gives one (MALSORI_PLAIN_WS=1).
+// Elsewhere, put malsori behind TLS.
+const options = process.env.MALSORI_PLAIN_WS === '1'
+  ? { createConnection: (opts) => net.connect(opts.port === 443 || !opts.port ? { ...opts, port: Number(new URL(baseURL).port) } : opts) }
+  : {};
+const rt = new OpenAIRealtimeWS({ model: 'gpt-4o-transcribe', options }, client);
 const types = [];
 const timer = setTimeout(() => { console.error('timed out', types); process.exit(3); }, 60000);
 

@@ -5,6 +5,7 @@ packages it needs (openai, ws) once, and the test is skipped when that cannot be
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -53,8 +54,9 @@ def test_the_node_client_transcribes_in_realtime(
     proc, key = real_server
     audio = tmp_path / "speech.raw"
     raw(clips.speech, audio, "pcm16")
+    env = {**os.environ, "MALSORI_PLAIN_WS": "1"}  # the client says wss://: see the script
     out = subprocess.run(["node", str(node_client), f"{proc.url}/v1", key, str(audio)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(SPEECH_WORDS) <= words_of(result["transcript"])

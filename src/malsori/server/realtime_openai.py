@@ -30,7 +30,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
 from ..errors import AudioDecodeError, InvalidOptionError
-from ..options import TranscribeOptions
+from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions
 from ..streaming import OnlineProcessor, StreamingOptions
 from .exceptions import InvalidParameterError, UnknownModelError
 from .live import Halted, LiveStream, RealtimeParams, error_event
@@ -294,7 +294,10 @@ class OpenAIStream(LiveStream):
         first: list[Message] | None = None,
     ):
         self.base = base
-        self.streaming = streaming
+        # Items are decoded once committed, all at once: the full 30 s window (the most
+        # accurate) unless the server sets one.
+        window = services.settings.realtime.encoder_window_s or FULL_ENCODER_WINDOW_S
+        self.streaming = replace(streaming, encoder_window_s=window)
         self.config = SessionConfig(language=base.language, prompt=base.initial_prompt)
         self.beta = "openai-beta" in websocket.headers
         self.session_id = "sess_" + secrets.token_hex(8)
@@ -303,7 +306,11 @@ class OpenAIStream(LiveStream):
         self.decoder_model = services.transcriber.live_decoder()
         self._vad_probs = silero_probabilities()
         engine = TurnEngine(
-            self._processor, lambda events: None, vad=self.config.vad, probabilities=self._vad_probs
+            self._processor,
+            lambda events: None,
+            vad=self.config.vad,
+            probabilities=self._vad_probs,
+            lookahead_s=min(20.0, services.settings.realtime.max_lag_s / 2),
         )
         super().__init__(websocket, services, engine, params, owner, secret)
 
@@ -330,7 +337,10 @@ class OpenAIStream(LiveStream):
 
     def _processor(self) -> OnlineProcessor:
         return OnlineProcessor(
-            self.decoder_model, self.options, self.streaming, source=self.engine.source
+            self.decoder_model,
+            self.options,
+            self.streaming,
+            source=self.engine.source,
         )
 
     @property

@@ -2,9 +2,11 @@
 
 OpenAI's protocol cuts a live stream into items: each committed stretch of the input audio
 buffer (committed by the client, or by server VAD when speech stops) is transcribed on its own.
-``TurnEngine`` does that on malsori's live decoder: every item gets its own ``OnlineProcessor``,
-fed while the item is still being spoken (so most of it is decoded when it is committed), and
-its text goes out as ``delta`` events once committed, then ``completed``. No HTTP here; the
+``TurnEngine`` does that on malsori's live decoder: every item gets its own ``OnlineProcessor``
+(each item on its own, as on OpenAI: the earlier items' text is not its prompt; with malsori's
+``base`` model that prompt made turns worse, not better), fed while the item is spoken and decoded
+when it is committed, all at once as a file is (a long turn is decoded ahead in pieces of
+``lookahead_s``); its text goes out as ``delta`` events, then ``completed``. No HTTP here; the
 events are plain dicts of OpenAI's shapes, without ``event_id`` (the connection adds it).
 """
 
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 FORMAT_RATES: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
 VAD_FRAME = 512  # samples (32 ms at 16 kHz): Silero's frame
+_CONTEXT = 64  # samples of the previous frame Silero sees with each frame
 _HYSTERESIS = 0.15  # speech goes on while the probability stays above threshold - this
 MIN_COMMIT_MS = 100  # OpenAI refuses to commit less audio than this
 
@@ -96,13 +99,27 @@ class ServerVad:
 
 
 def silero_probabilities() -> Callable[[np.ndarray], np.ndarray]:
-    """Speech probability of each 512-sample frame, from faster-whisper's Silero model."""
+    """Speech probability of each 512-sample frame from faster-whisper's Silero model, for one
+    stream: the model's state and context carry over from call to call, as if the whole stream
+    had been given at once (faster-whisper's own call starts afresh each time)."""
     from faster_whisper.vad import get_vad_model
 
-    model = get_vad_model()
+    session = get_vad_model().session
+    state = {
+        "h": np.zeros((1, 1, 128), dtype=np.float32),
+        "c": np.zeros((1, 1, 128), dtype=np.float32),
+        "context": np.zeros(_CONTEXT, dtype=np.float32),
+    }
 
     def probabilities(frames: np.ndarray) -> np.ndarray:
-        return np.asarray(model(frames)).reshape(-1)
+        batch = frames.astype(np.float32, copy=False).reshape(-1, VAD_FRAME)
+        context = np.concatenate([state["context"][None, :], batch[:-1, -_CONTEXT:]], axis=0)
+        out, state["h"], state["c"] = session.run(
+            None, {"input": np.concatenate([context, batch], axis=1), "h": state["h"],
+                   "c": state["c"]}
+        )  # fmt: skip
+        state["context"] = batch[-1, -_CONTEXT:].copy()
+        return np.asarray(out).reshape(-1)
 
     return probabilities
 
@@ -147,12 +164,17 @@ class TurnEngine:
         vad: ServerVad | None,
         probabilities: Callable[[np.ndarray], np.ndarray] | None = None,
         logprobs: bool = False,
+        lookahead_s: float = 20.0,
     ):
         self.new_processor = new_processor
         self.emit = emit
         self.vad = vad
         self._probabilities = probabilities
         self.logprobs = logprobs
+        # An item is decoded when it is committed, all at once (as a file: the most accurate);
+        # a turn still being spoken is decoded ahead once this much of it waits (bounds memory
+        # and the wait at its commit).
+        self.lookahead_s = lookahead_s
         self.source = "<openai realtime>"
         self.decode_seconds = 0.0
         self._lock = threading.Lock()
@@ -313,7 +335,16 @@ class TurnEngine:
             head = self._items[0] if self._items else None
         if head is None:
             return False
-        return head.committed or (head.processor is not None and head.processor.ready())
+        return head.committed or self._ahead(head)
+
+    def _ahead(self, item: _Item) -> bool:
+        """Whether an item still being spoken has enough audio waiting to be decoded ahead."""
+        processor = item.processor
+        return (
+            processor is not None
+            and processor.ready()
+            and processor.pending_seconds() >= self.lookahead_s
+        )
 
     def idle(self) -> bool:
         """Nothing committed is waiting to be transcribed."""
@@ -332,7 +363,7 @@ class TurnEngine:
             with self._lock:
                 if self._items and self._items[0] is head:
                     self._items.popleft()
-        elif head.processor is not None and head.processor.ready():
+        elif head.processor is not None and self._ahead(head):
             self._text(head, head.processor.process_iter())
 
     def _text(self, item: _Item, events: list[StreamEvent]) -> None:
@@ -369,11 +400,12 @@ class TurnEngine:
             if item.cancelled:
                 return
             held, item.held = item.held, []
+        transcript = "".join(item.text).strip()
         event: dict[str, Any] = {
             "type": "conversation.item.input_audio_transcription.completed",
             "item_id": item.id,
             "content_index": 0,
-            "transcript": "".join(item.text).strip(),
+            "transcript": transcript,
             "usage": {"type": "duration", "seconds": round(item.audio_samples / SAMPLE_RATE, 3)},
         }
         if self.logprobs:

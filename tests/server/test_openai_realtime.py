@@ -351,3 +351,102 @@ def test_the_official_python_client_against_a_real_server(
             if beta_event.type == DONE:
                 assert set(SPEECH_WORDS) <= words_of(beta_event.transcript)  # type: ignore[union-attr]
                 break
+
+
+class _FakeProcessor:
+    """Stands in for OnlineProcessor: counts the audio, says how much it got when finished."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.stats = type("Stats", (), {"decode_seconds": 0.0})()
+
+    def insert_audio_chunk(self, audio: np.ndarray) -> None:
+        self.samples += audio.size
+
+    def pending_seconds(self) -> float:
+        return self.samples / 16000
+
+    def ready(self) -> bool:
+        return True
+
+    def process_iter(self) -> list[Any]:
+        return []
+
+    def finish(self) -> list[Any]:
+        from malsori.streaming import Final
+
+        return [Final(f" {self.samples} samples", 0.0, 1.0, (), 0, True)]
+
+
+def test_server_vad_parameters_shape_the_turns() -> None:
+    """Speech starts at the first frame at or over the threshold, with prefix_padding_ms of audio
+    before it; it stops after silence_duration_ms under the threshold (less the hysteresis)."""
+    from malsori.server.turns import VAD_FRAME, ServerVad, TurnEngine
+
+    # frame probabilities: 10 silent, 20 speech, 5 weak (0.4: still speech with the 0.15
+    # hysteresis), 30 silent (960 ms), then more silence
+    probs = [0.0] * 10 + [0.9] * 20 + [0.4] * 5 + [0.0] * 40
+    cursor = {"n": 0}
+
+    def fake(frames: np.ndarray) -> np.ndarray:
+        n = frames.size // VAD_FRAME
+        out = np.array(probs[cursor["n"] : cursor["n"] + n])
+        cursor["n"] += n
+        return out
+
+    events: list[dict[str, Any]] = []
+    vad = ServerVad(threshold=0.5, prefix_padding_ms=128, silence_duration_ms=320)
+    turns = TurnEngine(_FakeProcessor, events.extend, vad=vad, probabilities=fake)  # type: ignore[arg-type,return-value]
+    for _ in range(len(probs)):
+        turns.insert_audio_chunk(np.zeros(VAD_FRAME, np.float32))
+    kinds = [e["type"] for e in events]
+    assert kinds == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+                     "input_audio_buffer.committed"]  # fmt: skip
+    frame_ms = VAD_FRAME * 1000 // 16000  # 32
+    assert events[0]["audio_start_ms"] == 10 * frame_ms - 128  # the padding before speech
+    assert events[1]["audio_end_ms"] == (35 + 10) * frame_ms  # 10 frames (320 ms) of silence
+    assert turns.has_work()
+    turns.step()  # the committed item is transcribed
+    done = events[-1]
+    assert done["type"] == DONE and done["item_id"] == events[0]["item_id"]
+    padded = 128 * 16 + (35 + 10 - 10) * VAD_FRAME  # padding + speech + the silence heard
+    assert done["transcript"] == f"{padded} samples"
+    assert not turns.has_work()
+
+
+def test_clear_drops_the_turn_being_spoken() -> None:
+    from malsori.server.turns import TurnEngine
+
+    events: list[dict[str, Any]] = []
+    turns = TurnEngine(_FakeProcessor, events.extend, vad=None)  # type: ignore[arg-type]
+    turns.insert_audio_chunk(np.zeros(8000, np.float32))
+    turns.clear()
+    assert events == [{"type": "input_audio_buffer.cleared"}]
+    assert not turns.commit()  # nothing left to commit
+    turns.insert_audio_chunk(np.zeros(3200, np.float32))
+    assert turns.commit()
+    turns.step()
+    assert events[-1]["transcript"] == "3200 samples"
+
+
+def test_openai_sessions_share_the_limits_and_revocation(serve: Callable[..., Served]) -> None:
+    """The same hardening as malsori's protocol: one key's share of places, and a key revoked
+    while its session is open ends it with invalid_api_key."""
+    served = serve(realtime={"max_sessions_per_key": 1, "key_check_interval_s": 0.2})
+    url, auth = "/v1/realtime?intent=transcription", served.auth()
+    with served.client.websocket_connect(url, headers=auth) as first:
+        assert first.receive_json()["type"] == "session.created"
+        with served.client.websocket_connect(url, headers=auth) as second:
+            refused = second.receive_json()
+            assert refused["type"] == "error" and refused["event_id"]
+            assert refused["error"]["code"] == "too_many_sessions"
+        key_id = next(k.id for k in served.services.keys.list() if k.name == "tests")
+        served.services.keys.revoke(key_id)
+        for _ in range(50):  # the watchdog checks the key every 0.2 s
+            send(first, {"type": "input_audio_buffer.append",
+                         "audio": base64.b64encode(bytes(4800)).decode()})  # fmt: skip
+            event = first.receive_json()
+            if event["type"] == "error":
+                break
+        assert event["error"]["code"] == "invalid_api_key"
+        assert first.receive()["type"] == "websocket.close"

@@ -31,8 +31,8 @@ def test_json_is_default_and_text_matches_speech(client: OpenAI, clips: Clips) -
     assert set(SPEECH_WORDS) <= words_of(result.text)
 
 
-@pytest.mark.parametrize(("fmt", "writer"), [("srt", "srt"), ("vtt", "vtt"), ("text", "txt")])
-def test_subtitle_and_text_formats_equal_the_cli(
+@pytest.mark.parametrize(("fmt", "writer"), [("srt", "srt"), ("vtt", "vtt")])
+def test_subtitle_formats_equal_the_cli(
     client: OpenAI, clips: Clips, server_model: Any, tmp_path: Path, fmt: str, writer: str
 ) -> None:
     with clips.speech.open("rb") as f:
@@ -130,7 +130,92 @@ def test_translation_every_format(client: OpenAI, clips: Clips, fmt: str) -> Non
     text = result if isinstance(result, str) else result.text
     assert {"fox", "dog"} <= words_of(text)
     if fmt == "verbose_json":
-        assert json.loads(result.model_dump_json())["task"] == "translate"  # type: ignore[union-attr]
+        body = json.loads(result.model_dump_json())  # type: ignore[union-attr]
+        assert body["task"] == "translate" and body["language"] == "english"  # as OpenAI says
+
+
+def test_text_is_the_transcript_as_one_string(served: Served, clips: Clips) -> None:
+    files = {"file": ("long.wav", clips.long.read_bytes(), "audio/wav")}
+    common = {"language": "en"}
+    auth = served.auth()
+    text = served.client.post("/v1/audio/transcriptions", files=files,
+                              data={**common, "response_format": "text"}, headers=auth)  # fmt: skip
+    as_json = served.client.post("/v1/audio/transcriptions", files=files, data=common,
+                                 headers=auth).json()  # fmt: skip
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.text == as_json["text"] + "\n"  # one line, however many segments
+    assert text.text.count("\n") == 1
+
+
+def test_json_carries_usage_and_logprobs(served: Served, clips: Clips) -> None:
+    files = {"file": ("speech.wav", clips.speech.read_bytes(), "audio/wav")}
+    plain = served.client.post("/v1/audio/transcriptions", files=files,
+                               data={"language": "en"}, headers=served.auth()).json()  # fmt: skip
+    usage = plain["usage"]  # whole seconds, rounded up, as OpenAI reports whisper-1
+    assert usage["type"] == "duration" and isinstance(usage["seconds"], int)
+    assert 2 <= usage["seconds"] <= 5
+    assert "logprobs" not in plain
+    data = {"language": "en", "include[]": "logprobs"}
+    body = served.client.post("/v1/audio/transcriptions", files=files, data=data,
+                              headers=served.auth()).json()  # fmt: skip
+    tokens = body["logprobs"]
+    assert "".join(t["token"] for t in tokens).strip() == body["text"].strip()
+    assert all(t["logprob"] <= 0 and bytes(t["bytes"]).decode() == t["token"] for t in tokens)
+
+
+def test_stream_done_names_the_language_and_carries_logprobs(served: Served, clips: Clips) -> None:
+    files = {"file": ("speech.wav", clips.speech.read_bytes(), "audio/wav")}
+    data = {"stream": "true", "include[]": "logprobs"}
+    response = served.client.post("/v1/audio/transcriptions", files=files, data=data,
+                                  headers=served.auth())  # fmt: skip
+    events = [json.loads(line[6:]) for line in response.text.splitlines()
+              if line.startswith("data: ")]  # fmt: skip
+    assert events[-1]["type"] == "transcript.text.done"
+    assert events[-1]["language"] == "english"  # as verbose_json names it
+    deltas = [e for e in events if e["type"] == "transcript.text.delta"]
+    assert deltas and all(e["logprobs"] for e in deltas)
+
+
+@pytest.mark.parametrize(
+    ("chunking", "expect"),
+    [
+        ("auto", {"vad": True}),
+        ('{"type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 200, '
+         '"silence_duration_ms": 700}',
+         {"vad": True, "vad_threshold": 0.6, "vad_speech_pad_ms": 200, "vad_min_silence_ms": 700}),
+    ],
+)  # fmt: skip
+def test_chunking_strategy_maps_onto_vad(chunking: str, expect: dict[str, Any]) -> None:
+    from malsori.options import TranscribeOptions
+    from malsori.server.schemas import TranscriptionParams
+
+    params = TranscriptionParams.model_validate({"chunking_strategy": chunking})
+    options = params.apply(TranscribeOptions(vad=False))
+    assert {k: getattr(options, k) for k in expect} == expect
+
+
+def test_chunking_strategy_from_the_openai_client(client: OpenAI, served: Served,
+                                                  clips: Clips) -> None:  # fmt: skip
+    with clips.speech.open("rb") as f:
+        result = client.audio.transcriptions.create(
+            file=f, model="whisper-1", language="en",
+            chunking_strategy={"type": "server_vad", "threshold": 0.5,
+                               "silence_duration_ms": 500},
+        )  # fmt: skip
+    assert set(SPEECH_WORDS) <= words_of(result.text)
+    with clips.speech.open("rb") as f, pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(
+            file=f, model="whisper-1",
+            chunking_strategy={"type": "server_vad", "threshold": 3},  # type: ignore[typeddict-item]
+        )  # fmt: skip
+    assert "chunking_strategy" in str(caught.value.body["param"])  # type: ignore[index]
+
+
+def test_undecodable_upload_is_a_bad_request_for_the_client(client: OpenAI, clips: Clips) -> None:
+    for path in (clips.not_audio, clips.truncated):
+        with path.open("rb") as f, pytest.raises(openai.BadRequestError) as caught:
+            client.audio.transcriptions.create(file=f, model="whisper-1")
+        assert caught.value.body["code"] in ("unsupported_media_type", "invalid_audio")  # type: ignore[index]
 
 
 def test_models_list_and_retrieve(client: OpenAI, served: Served) -> None:

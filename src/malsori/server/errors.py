@@ -7,13 +7,15 @@ Every error the server sends looks like OpenAI's::
 The service layer raises malsori's exceptions (``InvalidOptionError``, ``AudioDecodeError``, and
 the server's own in ``exceptions.py``); ``install_error_handlers`` maps them to statuses:
 
-    400  bad request: malformed or unknown fields, bad option values, an empty file
+    400  bad request: malformed or unknown fields, bad option values, an empty file, content
+         that does not open as audio (``unsupported_media_type``, whatever its name or content
+         type says) or audio that opens but is corrupt or truncated (``invalid_audio``): OpenAI
+         answers 400 to both, so clients catch them as ``BadRequestError``
     401  missing, unknown or revoked API key (with ``WWW-Authenticate: Bearer realm="malsori"``)
     404  unknown route, model or job (another key's job too)
     409  a job's result asked for before the job completed
     413  upload larger than the limit, or audio longer than the limit
-    415  content that does not open as audio (whatever its name or content type says)
-    422  audio that opens but is corrupt or truncated
+    422  audio without speech where speech is required (``no_speech``)
     429  the work queue is full, or the API key's quota is used up (with ``Retry-After``)
     503  not ready (model not loaded, database unreachable)
 """
@@ -77,9 +79,10 @@ ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (JobNotFinishedError, ErrorKind(409, "job_not_finished")),
     (UploadTooLargeError, ErrorKind(413, "file_too_large", "file")),
     (AudioTooLongError, ErrorKind(413, "audio_too_long", "file")),
-    (NotAudioError, ErrorKind(415, "unsupported_media_type", "file")),
+    # OpenAI answers 400 to what it cannot decode: clients catch BadRequestError
+    (NotAudioError, ErrorKind(400, "unsupported_media_type", "file")),
     (EmptyAudioError, ErrorKind(400, "empty_audio", "file")),
-    (AudioDecodeError, ErrorKind(422, "invalid_audio", "file")),
+    (AudioDecodeError, ErrorKind(400, "invalid_audio", "file")),
     (NoSpeechError, ErrorKind(422, "no_speech", "file")),
     (InputError, ErrorKind(400, "invalid_input", "file")),
     (InvalidOptionError, ErrorKind(400, "invalid_option")),

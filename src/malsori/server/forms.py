@@ -31,7 +31,7 @@ MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 256 * 1024  # room for the other fields and multipart headers in a body
 FILE_FIELD = "file"
 MULTIPART = b"multipart/form-data"
-_LIST_FIELDS = frozenset({"timestamp_granularities"})
+_LIST_FIELDS = frozenset({"timestamp_granularities", "include"})
 
 
 class _UploadParser(MultiPartParser):
@@ -84,12 +84,19 @@ async def read_multipart(request: Request, services: Services) -> FormData:
 
 
 def form_fields(form: FormData) -> dict[str, Any]:
-    """The text fields; ``name[]`` (and repeated list fields) collected into lists."""
+    """The text fields; ``name[]`` (and repeated list fields) collected into lists,
+    ``name[key]`` (how the openai client sends an object) into a dict."""
     fields: dict[str, Any] = {}
     for key, value in form.multi_items():
         if not isinstance(value, str):
             continue
         name = key.removesuffix("[]")
+        outer, bracket, inner = name.partition("[")
+        if bracket and inner.endswith("]") and inner[:-1]:
+            nested = fields.setdefault(outer, {})
+            if isinstance(nested, dict):
+                nested[inner[:-1]] = value
+                continue
         if key.endswith("[]") or name in _LIST_FIELDS:
             fields.setdefault(name, []).append(value)
         else:

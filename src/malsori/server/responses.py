@@ -1,10 +1,16 @@
 """Response bodies in OpenAI's shapes, built from a ``Transcript``.
 
-``text``, ``srt`` and ``vtt`` come from malsori's writers (so they equal the CLI's files byte for
-byte; ``text`` is the CLI's ``.txt``: one line per segment). ``json`` is OpenAI's ``{"text": ...}``
-and ``verbose_json`` OpenAI's object with segments and, when asked for, words. Streams are
-server-sent events: one ``transcript.text.delta`` per decoded segment (with the segment's times
-under ``segment``), then ``transcript.text.done`` with the whole text.
+``srt`` and ``vtt`` come from malsori's writers (so they equal the CLI's files byte for byte);
+``text`` is the transcript as one string, as OpenAI's API answers it (the CLI's ``.txt`` has one
+line per segment). ``json`` is OpenAI's ``{"text": ..., "usage": ...}`` (``logprobs`` when
+``include[]=logprobs``) and ``verbose_json`` OpenAI's object with segments and, when asked for,
+words. Streams are server-sent events: one ``transcript.text.delta`` per segment as it is
+decoded (with the segment's times under ``segment``), then ``transcript.text.done`` with the
+whole text and the language named as ``verbose_json`` names it.
+
+Log probabilities: malsori's decoder keeps each word's probability, not each token's, so
+``logprobs`` lists one entry per word (``token`` is the word, ``logprob`` the log of its
+probability, ``bytes`` its UTF-8 bytes).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from ..results import Segment, Transcript
 from ..writers import get_writer
 from .schemas import Granularity, ResponseFormat
 
-_WRITER_FOR: dict[str, str] = {"text": "txt", "srt": "srt", "vtt": "vtt"}
+_WRITER_FOR: dict[str, str] = {"srt": "srt", "vtt": "vtt"}
+TEXT_TYPE = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
 
 
@@ -37,12 +44,36 @@ def _segment(segment: Segment) -> dict[str, Any]:
     }
 
 
+def language_name(transcript: Transcript) -> str:
+    """The language as OpenAI names it: the English name; ``english`` for a translation."""
+    if transcript.options.task == "translate":
+        return "english"
+    code = transcript.language.language
+    return LANGUAGES.get(code, code)
+
+
+def usage(transcript: Transcript) -> dict[str, Any]:
+    """OpenAI's usage for whisper-1: the audio's duration, whole seconds rounded up."""
+    return {"type": "duration", "seconds": math.ceil(transcript.duration)}
+
+
+def logprobs(words: Any) -> list[dict[str, Any]]:
+    """One entry per word, in OpenAI's token shape (see the module's doc)."""
+    return [
+        {
+            "token": w.word,
+            "logprob": round(math.log(max(w.probability, 1e-12)), 6),
+            "bytes": list(w.word.encode()),
+        }
+        for w in words
+    ]
+
+
 def verbose_json(transcript: Transcript, granularities: tuple[Granularity, ...]) -> dict[str, Any]:
     """OpenAI's ``verbose_json``: segments unless only words were asked for; words if asked."""
-    code = transcript.language.language
     body: dict[str, Any] = {
         "task": transcript.options.task,
-        "language": LANGUAGES.get(code, code),
+        "language": language_name(transcript),
         "duration": round(transcript.duration, 3),
         "text": transcript.text,
     }
@@ -53,16 +84,26 @@ def verbose_json(transcript: Transcript, granularities: tuple[Granularity, ...])
             {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
             for w in transcript.words
         ]
-    body["usage"] = {"type": "duration", "seconds": math.ceil(transcript.duration)}
+    body["usage"] = usage(transcript)
     return body
 
 
 def render(
-    transcript: Transcript, response_format: ResponseFormat, granularities: tuple[Granularity, ...]
+    transcript: Transcript,
+    response_format: ResponseFormat,
+    granularities: tuple[Granularity, ...],
+    *,
+    with_logprobs: bool = False,
 ) -> tuple[str, str]:
     """(body, media type) of a finished transcription in the requested format."""
     if response_format == "json":
-        return json.dumps({"text": transcript.text}, ensure_ascii=False), JSON_TYPE
+        body: dict[str, Any] = {"text": transcript.text}
+        if with_logprobs:
+            body["logprobs"] = logprobs(transcript.words)
+        body["usage"] = usage(transcript)
+        return json.dumps(body, ensure_ascii=False), JSON_TYPE
+    if response_format == "text":
+        return transcript.text.strip() + "\n", TEXT_TYPE
     if response_format == "verbose_json":
         return json.dumps(verbose_json(transcript, granularities), ensure_ascii=False), JSON_TYPE
     writer = get_writer(_WRITER_FOR[response_format])
@@ -73,14 +114,25 @@ def sse(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
 
-def delta_event(segment: Segment) -> dict[str, Any]:
-    return {"type": "transcript.text.delta", "delta": segment.text, "segment": segment.to_dict()}
+def delta_event(segment: Segment, *, with_logprobs: bool = False) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "transcript.text.delta",
+        "delta": segment.text,
+        "segment": segment.to_dict(),
+    }
+    if with_logprobs:
+        event["logprobs"] = logprobs(segment.words)
+    return event
 
 
-def done_event(transcript: Transcript) -> dict[str, Any]:
-    return {
+def done_event(transcript: Transcript, *, with_logprobs: bool = False) -> dict[str, Any]:
+    event: dict[str, Any] = {
         "type": "transcript.text.done",
         "text": transcript.text,
-        "language": transcript.language.language,
+        "language": language_name(transcript),
         "duration": round(transcript.duration, 3),
     }
+    if with_logprobs:
+        event["logprobs"] = logprobs(transcript.words)
+    event["usage"] = usage(transcript)
+    return event

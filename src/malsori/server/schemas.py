@@ -7,10 +7,12 @@ fields arrive as strings; pydantic turns them into these types or reports the fi
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..options import TranscribeOptions
 from ..subtitles.profiles import PROFILE_NAMES
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
@@ -62,6 +64,21 @@ class DecodeParams(BaseModel):
         return "word" in self.timestamp_granularities
 
 
+class ChunkingStrategy(BaseModel):
+    """OpenAI's ``chunking_strategy`` object: server VAD with its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    type: Literal["server_vad"] = "server_vad"
+    """Only server VAD."""
+    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Speech probability that counts as speech (malsori's ``vad_threshold``)."""
+    prefix_padding_ms: int | None = Field(default=None, ge=0, le=10_000)
+    """Audio kept before detected speech (malsori's ``vad_speech_pad_ms``)."""
+    silence_duration_ms: int | None = Field(default=None, ge=0, le=60_000)
+    """Silence that ends a chunk (malsori's ``vad_min_silence_ms``)."""
+
+
 class TranscriptionParams(DecodeParams):
     """``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``."""
 
@@ -69,6 +86,45 @@ class TranscriptionParams(DecodeParams):
     """json, text, srt, verbose_json or vtt."""
     stream: bool = False
     """Send segments as server-sent events while decoding."""
+    include: tuple[Literal["logprobs"], ...] = ()
+    """``logprobs``: log probabilities in json and in stream events (one per word)."""
+    chunking_strategy: Literal["auto"] | ChunkingStrategy | None = None
+    """``auto``: server VAD with malsori's settings; an object: server VAD with its
+    ``threshold``, ``prefix_padding_ms`` and ``silence_duration_ms``; unset: the server's
+    ``decode.vad`` setting."""
+
+    @field_validator("chunking_strategy", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("chunking_strategy: not a JSON object") from None
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def logprobs(self) -> bool:
+        return "logprobs" in self.include
+
+    def apply(self, options: TranscribeOptions) -> TranscribeOptions:
+        """``options`` with what only this request says: chunking, word probabilities."""
+        if self.logprobs:
+            options = options.replace(word_timestamps=True)
+        chunking = self.chunking_strategy
+        if chunking is None:
+            return options
+        options = options.replace(vad=True)
+        if chunking == "auto":
+            return options
+        changes: dict[str, Any] = {}
+        if chunking.threshold is not None:
+            changes["vad_threshold"] = chunking.threshold
+        if chunking.prefix_padding_ms is not None:
+            changes["vad_speech_pad_ms"] = chunking.prefix_padding_ms
+        if chunking.silence_duration_ms is not None:
+            changes["vad_min_silence_ms"] = chunking.silence_duration_ms
+        return options.replace(**changes)
 
 
 class JobParams(DecodeParams):

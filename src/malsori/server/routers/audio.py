@@ -64,7 +64,7 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
         form = await read_multipart(request, services)
         try:
             params = parse_params(TranscriptionParams, form)
-            options = services.transcriber.options(params, task)
+            options = params.apply(services.transcriber.options(params, task))
             callback = on_segment if params.stream else None
             with services.pool.slot() as slot:  # capacity first, then the decoding check
                 audio, label = await receive_audio(services, form, owner)
@@ -78,7 +78,7 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
     if params.stream:
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(segments.put_nowait, None))
         return StreamingResponse(
-            _events(segments, future, item, services, lease),
+            _events(segments, future, item, services, lease, params.logprobs),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -88,7 +88,12 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
         lease.release()
     if transcript is None:
         return Response(status_code=CLIENT_CLOSED)
-    body, media_type = render(transcript, params.response_format, params.timestamp_granularities)
+    body, media_type = render(
+        transcript,
+        params.response_format,
+        params.timestamp_granularities,
+        with_logprobs=params.logprobs,
+    )
     return Response(body, media_type=media_type)
 
 
@@ -146,11 +151,12 @@ async def _events(
     item: WorkItem,
     services: Services,
     lease: Lease,
+    with_logprobs: bool = False,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a delta per segment, then done (or an error in OpenAI's envelope)."""
     try:
         while (segment := await segments.get()) is not None:
-            yield sse(delta_event(segment))
+            yield sse(delta_event(segment, with_logprobs=with_logprobs))
         try:
             transcript = future.result()
         except MalsoriError as e:
@@ -158,7 +164,7 @@ async def _events(
             error = envelope(str(e), kind.type, param=kind.param, code=kind.code)
             yield sse({"type": "error", **error})
             return
-        yield sse(done_event(transcript))
+        yield sse(done_event(transcript, with_logprobs=with_logprobs))
     finally:
         services.pool.cancel(item)  # no effect once finished; stops the work if the client left
         lease.release()

@@ -281,8 +281,9 @@ class LiveStream:
             raise Halted
         return task.result()
 
-    async def _finish(self, sender: asyncio.Task[None]) -> None:
-        """Decode what was received and send the last events, ``end`` and the close."""
+    def _ending_reason(self) -> BaseException | None:
+        """Why the server ends the stream, to send before the last events (None: the client
+        stopped). Raises when nothing more may be sent: the client left, or its key was revoked."""
         reason = self.reason
         if isinstance(reason, WebSocketDisconnect):
             raise reason
@@ -290,6 +291,12 @@ class LiveStream:
             raise reason  # a revoked key: nothing more is sent but the error
         if reason is not None:
             logger.info("live stream %s ended: %s", self.session.id, reason)
+        return reason
+
+    async def _finish(self, sender: asyncio.Task[None]) -> None:
+        """Decode what was received and send the last events, ``end`` and the close."""
+        reason = self._ending_reason()
+        if reason is not None:
             await self.ws.send_json(error_event(reason))
         self.session.finishing = True
         self.scheduler.wake()

@@ -508,13 +508,8 @@ class OpenAIStream(LiveStream):
 
     async def _finish(self, sender: Any) -> None:
         """Transcribe what was committed (and what was being spoken), then close."""
-        reason = self.reason
-        if isinstance(reason, WebSocketDisconnect):
-            raise reason
-        if reason is not None and not isinstance(reason, StreamLimitError | AudioDecodeError):
-            raise reason  # a revoked key: nothing more is sent but the error
+        reason = self._ending_reason()
         if reason is not None:
-            logger.info("live stream %s ended: %s", self.session.id, reason)
             await self.ws.send_json(openai_error_shape(error_event(reason)))
         self.engine.finish_open()
         self.session.finishing = True

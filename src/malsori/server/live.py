@@ -293,17 +293,21 @@ class LiveStream:
             logger.info("live stream %s ended: %s", self.session.id, reason)
         return reason
 
-    async def _finish(self, sender: asyncio.Task[None]) -> None:
-        """Decode what was received and send the last events, ``end`` and the close."""
-        reason = self._ending_reason()
-        if reason is not None:
-            await self.ws.send_json(error_event(reason))
+    async def _last_decodes(self, sender: asyncio.Task[None]) -> None:
+        """Let the session decode what it holds and send its events, unless the client goes."""
         self.session.finishing = True
         self.scheduler.wake()
         try:
             await self._unless(self.gone, sender)
         except Halted:
             raise WebSocketDisconnect(1001) from None
+
+    async def _finish(self, sender: asyncio.Task[None]) -> None:
+        """Decode what was received and send the last events, ``end`` and the close."""
+        reason = self._ending_reason()
+        if reason is not None:
+            await self.ws.send_json(error_event(reason))
+        await self._last_decodes(sender)
         if self.session.failed is not None:
             raise self.session.failed
         await self.ws.send_json(self._end())

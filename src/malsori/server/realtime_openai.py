@@ -27,13 +27,12 @@ from typing import Any
 
 from fastapi import WebSocket
 from starlette.types import Message
-from starlette.websockets import WebSocketDisconnect
 
 from ..errors import AudioDecodeError, InvalidOptionError
 from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions
 from ..streaming import OnlineProcessor, StreamingOptions
 from .exceptions import InvalidParameterError, UnknownModelError
-from .live import Halted, LiveStream, RealtimeParams, error_event
+from .live import LiveStream, RealtimeParams, error_event
 from .schemas import DecodeParams
 from .services import Services
 from .streams import Pacer, StreamLimitError
@@ -512,12 +511,7 @@ class OpenAIStream(LiveStream):
         if reason is not None:
             await self.ws.send_json(openai_error_shape(error_event(reason)))
         self.engine.finish_open()
-        self.session.finishing = True
-        self.scheduler.wake()
-        try:
-            await self._unless(self.gone, sender)
-        except Halted:
-            raise WebSocketDisconnect(1001) from None
+        await self._last_decodes(sender)
         self.scheduler.close(self.session)
         await self.ws.close(1000)
         self.services.metrics.observe_transcription(

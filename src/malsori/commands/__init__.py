@@ -20,6 +20,7 @@ def register_all(sub: argparse._SubParsersAction) -> None:
         serve,
         subtitles,
         transcribe,
+        worker,
     )
     from . import eval as eval_command  # "eval" alone would shadow the builtin
 
@@ -28,6 +29,7 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     batch.register(sub)
     eval_command.register(sub)
     serve.register(sub)
+    worker.register(sub)
     keys.register(sub)
     finetune.register(sub)
     convert.register(sub)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -62,6 +64,11 @@ class Metrics:
         self.model_load_seconds = Gauge(
             "malsori_model_load_seconds", "Seconds the model took to load", registry=r
         )
+        self.jobs_waiting = Gauge(
+            "malsori_jobs_waiting",
+            "Durable jobs queued in the database for any worker (NaN: database unreachable)",
+            registry=r,
+        )
         self.jobs_finished = Counter(
             "malsori_jobs_finished", "Durable jobs that ended, by final status", ["status"],
             registry=r,
@@ -106,6 +113,15 @@ class Metrics:
     def watch_queue(self, depth: Callable[[], int], active: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
         self.active.set_function(active)
+
+    def watch_jobs(self, waiting: Callable[[], int]) -> None:
+        def read() -> float:
+            try:
+                return float(waiting())
+            except SQLAlchemyError:  # the scrape still answers; the alert on `up` stays quiet
+                return math.nan
+
+        self.jobs_waiting.set_function(read)
 
     def watch_gpu(self, read: Callable[[], list[tuple[int, int]]]) -> None:
         self.registry.register(_GpuCollector(read))

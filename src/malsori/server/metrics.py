@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -69,6 +71,12 @@ class Metrics:
             "Durable jobs queued in the database for any worker (NaN: database unreachable)",
             registry=r,
         )
+        self.disk_free = Gauge(
+            "malsori_data_dir_free_bytes", "Free bytes on the data folder's disk", registry=r
+        )
+        self.disk_size = Gauge(
+            "malsori_data_dir_size_bytes", "Size of the data folder's disk", registry=r
+        )
         self.jobs_finished = Counter(
             "malsori_jobs_finished", "Durable jobs that ended, by final status", ["status"],
             registry=r,
@@ -122,6 +130,11 @@ class Metrics:
                 return math.nan
 
         self.jobs_waiting.set_function(read)
+
+    def watch_disk(self, path: Path) -> None:
+        """Free and total bytes of the disk holding ``path`` (the data folder)."""
+        self.disk_free.set_function(lambda: shutil.disk_usage(path).free)
+        self.disk_size.set_function(lambda: shutil.disk_usage(path).total)
 
     def watch_gpu(self, read: Callable[[], list[tuple[int, int]]]) -> None:
         self.registry.register(_GpuCollector(read))

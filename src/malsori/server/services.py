@@ -183,6 +183,7 @@ def start_runner(
         db, spool, transcriber, pool, settings.jobs, clock or utcnow, runs_jobs=runs_jobs
     )
     metrics.watch_jobs(jobs.waiting)
+    metrics.watch_disk(settings.data_dir)
     pool.start()
     return JobRunner(db, spool, pool, transcriber, jobs)
 

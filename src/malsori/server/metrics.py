@@ -81,6 +81,8 @@ class Metrics:
             "malsori_jobs_finished", "Durable jobs that ended, by final status", ["status"],
             registry=r,
         )  # fmt: skip
+        for status in ("completed", "failed"):  # exported from the start, at 0
+            self.jobs_finished.labels(status)
 
         self.queue_wait = Histogram(
             "malsori_queue_wait_seconds", "Time a request or job waited for a worker",

@@ -151,13 +151,18 @@ def start_runner(
     pool_size: int,
     queue_size: int,
     runs_jobs: bool,
+    uploads: bool = True,
     clock: Clock | None = None,
 ) -> JobRunner:
-    """Open the database and the shared folders, load the model (unless given), start the
-    engine and ``pool_size`` worker threads."""
+    """Open the database and the shared folders (the upload spool only with ``uploads``: a
+    worker takes none), load the model (unless given), start the engine and ``pool_size``
+    worker threads."""
     make_private_dir(settings.data_dir)
     spool = UploadSpool(settings.data_dir, settings.spool_dir)
-    spool.prepare()
+    if uploads:
+        spool.prepare()
+    else:
+        make_private_dir(spool.audio_dir)
     db = Database(settings.sqlalchemy_url())
     if model is None:
         model = load_served_model(settings)

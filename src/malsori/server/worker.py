@@ -32,6 +32,7 @@ def run_worker(
         pool_size=concurrency,
         queue_size=concurrency,
         runs_jobs=True,
+        uploads=False,
     )
     server: Any = None
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,21 @@ def test_docker_compose_accepts_the_file() -> None:
     result = run("docker-compose", "-f", COMPOSE, "config", "--quiet",
                  env={"MALSORI_DB_PASSWORD": "pw", "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def setting_names(model: Any, prefix: str = "MALSORI_") -> Iterator[str]:
+    from pydantic import BaseModel
+
+    for name, info in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from setting_names(kind, variable + "__")
+        else:
+            yield variable
+
+
+def test_the_deployment_guide_lists_every_setting() -> None:
+    guide = (DEPLOY.parent / "docs" / "deployment.md").read_text()
+    missing = [v for v in setting_names(ServerSettings) if f"`{v}`" not in guide]
+    assert not missing, f"docs/deployment.md does not describe {missing}"

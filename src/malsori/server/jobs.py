@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,7 @@ class JobService:
         )
         self._cancels: dict[str, threading.Event] = {}
         self._local: set[str] = set()  # jobs in this process's pool, waiting or running
+        self._renewed = time.monotonic()  # when the leases were last renewed
         self._lock = threading.Lock()
         self._callbacks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="malsori-callback")
         self.callback_guard = CallbackGuard(
@@ -282,15 +284,21 @@ class JobService:
         return len(rows)
 
     def poll(self) -> None:
-        """One round of the job loop: renew this process's leases (stopping any run whose lease
-        was lost), fail exhausted jobs, take waiting ones."""
-        held = self.leases.renew()
-        with self._lock:
-            lost = [(i, c) for i, c in self._cancels.items() if i not in held]
-        for job_id, cancel in lost:
-            if not cancel.is_set():
-                logger.warning("job %s: lease lost to another process; stopping this run", job_id)
-                cancel.set()
+        """One round of the job loop: renew this process's leases when a third of the lease has
+        passed (stopping any run whose job was deleted or taken over), fail exhausted jobs, take
+        waiting ones."""
+        now = time.monotonic()
+        if now - self._renewed >= self.settings.lease_s / 3:
+            self._renewed = now
+            with self._lock:
+                running = set(self._cancels)  # claimed before this, so renew() sees them
+            held = self.leases.renew()
+            for job_id in running - held:
+                with self._lock:
+                    cancel = self._cancels.get(job_id)
+                if cancel is not None and not cancel.is_set():
+                    logger.warning("job %s: no longer held here (deleted or taken over)", job_id)
+                    cancel.set()
         self.leases.fail_exhausted()
         self.adopt()
 

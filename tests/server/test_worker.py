@@ -4,6 +4,7 @@ worker runs it; a worker told to stop hands its running job back for another to 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -78,3 +79,20 @@ def test_a_stopping_worker_hands_its_job_back(serve: Any, clips: Clips, server_m
     assert row(api, job["id"]).lease_owner not in (None, first_owner)
     text = api.client.get(f"/v1/jobs/{job['id']}/result?format=txt", headers=api.auth()).text
     assert len(set(LONG_WORDS) & words_of(text)) >= 4
+
+
+def test_a_worker_without_its_database_says_so_in_one_line(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg", reason="needs psycopg[binary]")
+    from malsori import cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MALSORI_DATABASE_URL", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/db")
+    code = cli.main(["worker", "--data-dir", str(tmp_path), "-m", "tiny.en"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("malsori: error: database unreachable:") and "\n" not in err
+    assert ":pw@" not in err  # no credentials in the message

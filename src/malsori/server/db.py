@@ -27,10 +27,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .exceptions import NotReadyError
+from .logs import redact
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,10 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             self._create_schema()
-        except SQLAlchemyError:  # another process created it at the same moment: look again
+        except OperationalError as e:
+            first = str(e.orig or e).strip().splitlines()[0]
+            raise NotReadyError(f"database unreachable: {redact(first)}") from e
+        except (IntegrityError, ProgrammingError):  # another process made a table just now
             logger.info("the schema changed while it was being created; checking it again")
             self._create_schema()
 

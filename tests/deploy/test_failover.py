@@ -302,6 +302,7 @@ def test_failover_with_nginx_postgres_prometheus(
                 time.sleep(0.02)
 
         killer = threading.Thread(target=kill_mid_run)
+        started = time.monotonic()
         killer.start()
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(send, requests))
@@ -313,7 +314,7 @@ def test_failover_with_nginx_postgres_prometheus(
 
         # --- synchronous requests -----------------------------------------------------------
         after = [r for r in requests if r.sent > kill]
-        assert len(after) >= 20, "the kill came too late to test the requests after it"
+        assert len(after) >= 20, f"the kill came too late: {len(after)} requests after it"
         for r in requests:
             ok = r.status in (200, 202)
             if not ok:  # only a request in flight at the kill may fail
@@ -359,5 +360,13 @@ def test_failover_with_nginx_postgres_prometheus(
         up = prometheus.query('max_over_time(up{job="malsori-api"}[10m]) == 1')
         assert len(up) == 2  # both replicas were scraped
         assert prometheus.value(f'up{{instance="127.0.0.1:{victim.port}"}}') == 0
+        failed = [r for r in requests if r.status not in (200, 202)]
+        print(
+            f"\nkill at {kill - started:.1f} s; {len(after)} of {len(requests)} requests sent "
+            f"after it; {len(failed)} failed (in flight at the kill: "
+            f"{', '.join(f'{r.kind} {r.status}' for r in failed) or 'none'}); "
+            f"{len(accepted)} jobs accepted, {len(taken_over)} run again after the kill; "
+            f"all done {time.monotonic() - started:.1f} s after the first request"
+        )
     finally:
         stack.close()

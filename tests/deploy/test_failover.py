@@ -8,7 +8,8 @@ while requests are in flight and the worker holds a job.
 Checked: every accepted job completes once with its clip's words (the killed worker's jobs are
 run again by the other after their lease runs out); a synchronous request fails only if it was
 in flight at the kill, and every one sent after it succeeds; Prometheus saw both replicas up and
-its sum of ``malsori_jobs_finished_total`` over every instance equals the jobs completed."""
+its sum of ``malsori_jobs_finished_total`` over every instance equals the jobs completed; a live
+stream through nginx's WebSocket upgrade gives its clip's words."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from .stack import need, nginx_command, nginx_conf, prometheus_config
@@ -215,6 +217,27 @@ def clips(tmp_path: Path) -> list[bytes]:
     return out
 
 
+def live_stream(url: str, key: str, folder: Path) -> str:
+    """Stream clip 0 as 16 kHz PCM16 over the WebSocket at ``url``; the final text."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from malsori.audio import AudioStream
+
+    audio = AudioStream(folder / "clip0.wav").read()
+    silence = np.zeros(16000, np.float32)
+    pcm = (np.clip(np.concatenate([audio, silence]), -1, 1) * 32767).astype("<i2").tobytes()
+    with connect(url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+        json.loads(ws.recv(timeout=30))  # the session's first event
+        ws.send(pcm)
+        ws.send(json.dumps({"type": "stop"}))
+        while (event := json.loads(ws.recv(timeout=60)))["type"] not in ("end", "error"):
+            pass
+    assert event["type"] == "end", event
+    return str(event["text"])
+
+
 def test_failover_with_nginx_postgres_prometheus(
     tmp_path: Path, database: Any, clips: list[bytes]
 ) -> None:
@@ -360,6 +383,11 @@ def test_failover_with_nginx_postgres_prometheus(
         up = prometheus.query('max_over_time(up{job="malsori-api"}[10m]) == 1')
         assert len(up) == 2  # both replicas were scraped
         assert prometheus.value(f'up{{instance="127.0.0.1:{victim.port}"}}') == 0
+        # --- a live stream through nginx: the WebSocket upgrade passes -------------------------
+        live = f"ws://127.0.0.1:{nginx_port}/v1/realtime?language=en"
+        live_text = live_stream(live, key, tmp_path)
+        assert right_text(live_text, 0), live_text
+
         failed = [r for r in requests if r.status not in (200, 202)]
         print(
             f"\nkill at {kill - started:.1f} s; {len(after)} of {len(requests)} requests sent "

@@ -284,9 +284,9 @@ class JobService:
         return len(rows)
 
     def poll(self) -> None:
-        """One round of the job loop: renew this process's leases when a third of the lease has
-        passed (stopping any run whose job was deleted or taken over), fail exhausted jobs, take
-        waiting ones."""
+        """One round of the job loop: when a third of the lease has passed, renew this process's
+        leases (stopping any run whose job was deleted or taken over) and fail exhausted jobs;
+        then take waiting ones."""
         now = time.monotonic()
         if now - self._renewed >= self.settings.lease_s / 3:
             self._renewed = now
@@ -299,7 +299,7 @@ class JobService:
                 if cancel is not None and not cancel.is_set():
                     logger.warning("job %s: no longer held here (deleted or taken over)", job_id)
                     cancel.set()
-        self.leases.fail_exhausted()
+            self.leases.fail_exhausted()  # a write: at the renewal pace, not every poll
         self.adopt()
 
     def _work_item(self, job_id: str, request_id: str, claimed: JobRow | None = None) -> WorkItem:

@@ -12,6 +12,15 @@ from ..errors import InvalidOptionError
 DEFAULT_MAX_SPEAKERS = 8  # when neither --num-speakers nor --max-speakers is given
 
 
+def check_speaker_name(name: str) -> None:
+    """A name fit for every format: ``[name]`` in text, ``<v name>`` in WebVTT."""
+    if not name.strip() or name != name.strip() or any(c in name for c in "\n\r\t<>[]"):
+        raise InvalidOptionError(
+            f"speaker name {name!r}: give a name without tabs, newlines, <, >, [, ] or "
+            "spaces around it"
+        )
+
+
 @dataclass(frozen=True)
 class KnownSpeaker:
     """A voice with a name: the unit mean embedding of a reference recording of it."""
@@ -60,11 +69,7 @@ class DiarizeOptions:
         if len(set(names)) != len(names):
             raise InvalidOptionError("a known speaker's name is given twice")
         for name in names:
-            if not name.strip() or any(c in name for c in "\n\r\t<>[]"):
-                raise InvalidOptionError(
-                    f"speaker name {name!r}: give a non-empty name without tabs, newlines, "
-                    "<, >, [ or ]"
-                )
+            check_speaker_name(name)
         if self.device not in ("cpu", "cuda"):
             raise InvalidOptionError(f"the speaker encoder runs on cpu or cuda, not {self.device}")
 

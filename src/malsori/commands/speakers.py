@@ -44,8 +44,10 @@ def diarize_options_from_args(args: argparse.Namespace) -> DiarizeOptions | None
             raise InvalidOptionError("speaker options need --diarize")
         return None
     from ..diarize import SpeakerStore, reference_speaker
+    from ..diarize.encoder import require_diarize_extra
     from ..model import resolve_device
 
+    require_diarize_extra()  # before anything is transcribed
     device = resolve_device(args.device)
     probe = DiarizeOptions(args.num_speakers, args.min_speakers, args.max_speakers, device=device)
     given = [_named_file(v) for v in args.speaker]

@@ -9,11 +9,10 @@ extra.
 
 from __future__ import annotations
 
+from ..errors import DiarizationError, SpeakerReferenceError
 from .options import DiarizeOptions, KnownSpeaker
 from .run import (
     Diarization,
-    DiarizationError,
-    SpeakerReferenceError,
     diarize_audio,
     diarize_or_keep,
     diarize_transcript,

@@ -40,9 +40,14 @@ _lock = threading.Lock()
 _encoders: dict[str, SpeakerEncoder] = {}
 
 
+def require_diarize_extra() -> None:
+    """A one-line error naming the ``diarize`` extra when its packages are missing."""
+    require_extra("diarize", ("resemblyzer", "torch", "librosa", "scipy"), "diarization")
+
+
 def weights_path() -> Path:
     """The encoder's weights inside the installed ``resemblyzer`` wheel (not imported)."""
-    require_extra("diarize", ("resemblyzer", "torch", "sklearn", "librosa"), "diarization")
+    require_diarize_extra()
     spec = importlib.util.find_spec("resemblyzer")
     assert spec is not None and spec.submodule_search_locations  # checked by require_extra
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"

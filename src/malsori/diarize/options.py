@@ -50,12 +50,12 @@ class DiarizeOptions:
 
     def __post_init__(self) -> None:
         if self.num_speakers is not None and self.num_speakers < 1:
-            raise InvalidOptionError(f"--num-speakers must be at least 1, got {self.num_speakers}")
+            raise InvalidOptionError(f"num speakers must be at least 1, got {self.num_speakers}")
         if self.min_speakers < 1:
-            raise InvalidOptionError(f"--min-speakers must be at least 1, got {self.min_speakers}")
+            raise InvalidOptionError(f"min speakers must be at least 1, got {self.min_speakers}")
         if self.max_speakers is not None and self.max_speakers < self.min_speakers:
             raise InvalidOptionError(
-                f"--max-speakers ({self.max_speakers}) is less than --min-speakers "
+                f"max speakers ({self.max_speakers}) is less than min speakers "
                 f"({self.min_speakers})"
             )
         if self.num_speakers is not None and (
@@ -63,7 +63,7 @@ class DiarizeOptions:
             or (self.max_speakers is not None and self.num_speakers > self.max_speakers)
         ):
             raise InvalidOptionError(
-                "--num-speakers contradicts --min-speakers/--max-speakers: give one or the other"
+                "num speakers lies outside min speakers..max speakers: give one or the other"
             )
         names = [k.name for k in self.known]
         if len(set(names)) != len(names):
@@ -72,6 +72,25 @@ class DiarizeOptions:
             check_speaker_name(name)
         if self.device not in ("cpu", "cuda"):
             raise InvalidOptionError(f"the speaker encoder runs on cpu or cuda, not {self.device}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_speakers": self.num_speakers,
+            "min_speakers": self.min_speakers,
+            "max_speakers": self.max_speakers,
+            "known": [k.to_dict() for k in self.known],
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DiarizeOptions:
+        return cls(
+            num_speakers=d.get("num_speakers"),
+            min_speakers=int(d.get("min_speakers", 1)),
+            max_speakers=d.get("max_speakers"),
+            known=tuple(KnownSpeaker.from_dict(k) for k in d.get("known", ())),
+            device=str(d.get("device", "cpu")),
+        )
 
     @property
     def speaker_range(self) -> tuple[int, int]:

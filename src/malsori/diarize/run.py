@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..audio import SAMPLE_RATE, AudioStream, as_float32, materialize
-from ..errors import InputError, MalsoriError
+from ..errors import DiarizationError, InputError, MalsoriError, SpeakerReferenceError
 from ..options import TranscribeOptions
 from ..results import Transcript
 from ..vad import speech_regions
@@ -37,16 +37,6 @@ SPEECH_PAD_MS = 30
 # A cluster is a known speaker when its mean embedding is at least this similar (cosine) to the
 # speaker's reference; otherwise it gets a number.
 KNOWN_MIN_SIMILARITY = 0.75
-
-
-class DiarizationError(MalsoriError):
-    """Diarization could not run on this input (the transcript itself is fine)."""
-
-    exit_code = 3
-
-
-class SpeakerReferenceError(InputError):
-    """A known speaker's reference recording is not audio or holds no speech."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +133,12 @@ def diarize_transcript(
 ) -> Transcript:
     """``transcript`` (of ``audio``) with speakers; raises when diarization fails."""
     samples = load_samples(audio)
-    return label_transcript(transcript, diarize_audio(samples, options, transcript.options))
+    try:
+        diarization = diarize_audio(samples, options, transcript.options)
+    except (RuntimeError, ValueError, MemoryError) as e:  # PyTorch and SciPy failures
+        log.exception("diarization failed")
+        raise DiarizationError(f"diarization failed: {e}") from e
+    return label_transcript(transcript, diarization)
 
 
 def diarize_or_keep(
@@ -154,9 +149,6 @@ def diarize_or_keep(
         return diarize_transcript(transcript, audio, options), None
     except MalsoriError as e:
         reason = str(e)
-    except (RuntimeError, ValueError, MemoryError) as e:  # torch and SciPy failures
-        log.exception("diarization failed")
-        reason = f"diarization failed: {e}"
     meta = {**transcript.meta, "diarization": {"error": reason}}
     return replace(transcript, meta=meta), reason
 

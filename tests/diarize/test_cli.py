@@ -127,3 +127,26 @@ def test_no_speech_is_a_documented_result(
     data = json.loads((out / f"{voices.silence.stem}.json").read_text(encoding="utf-8"))
     assert data["segments"] == []
     assert data["meta"]["diarization"]["speakers"] == []
+
+
+@pytest.mark.slow
+def test_batch_diarize_with_the_packed_engine(
+    model: Any, voices: Voices, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import malsori.commands.batch as command
+
+    monkeypatch.setattr(command, "load_batch_model", lambda *a, **k: model)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(voices.conversation, inputs / "meeting.wav")
+    shutil.copy(voices.adam_alone, inputs / "memo.wav")
+    out = tmp_path / "out"
+    args = ["batch", str(inputs), "-o", str(out), "-f", "json,txt", "--diarize", "--speaker",
+            f"Adam={voices.adam_reference}", "--beam-size", "1", "-l", "en", "-q"]  # fmt: skip
+    assert cli.main(args) == 0
+    meeting = json.loads((out / "meeting.json").read_text(encoding="utf-8"))
+    assert {s["speaker"] for s in meeting["segments"]} == {"Adam", "SPEAKER_1"}
+    memo = (out / "memo.txt").read_text(encoding="utf-8").splitlines()
+    assert memo and all(line.startswith("[Adam] ") for line in memo)

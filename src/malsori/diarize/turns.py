@@ -9,7 +9,7 @@ clustered by average-linkage agglomerative clustering on cosine distance (SciPy)
 apart than ``MERGE_DISTANCE``, kept within ``min_speakers``..``max_speakers``. Each window then
 goes to its nearest cluster centre, a lone window between two of another speaker is smoothed away,
 and clusters with less than ``MIN_SPEAKER_S`` of speech are folded into their nearest neighbour
-(a cough is not a speaker) unless the number of speakers was given.
+(a cough or a lone "yes" is not a speaker) unless the number of speakers was given.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ MIN_REGION_S = 0.2  # shorter speech regions get no embedding of their own (they
 # Mean cosine distance between the windows of two clusters beyond which they are two people
 # (measured on 1.5 s windows of read Korean speech: one voice's windows lie a median 0.25 apart,
 # two voices' 0.44; the two overlap, so the number of speakers is an estimate).
-MERGE_DISTANCE = 0.35
-MIN_SPEAKER_S = 1.0  # a "speaker" with less speech than this is folded into the nearest one
+MERGE_DISTANCE = 0.33
+MIN_SPEAKER_S = 3.0  # a "speaker" with less speech than this is folded into the nearest one
 
 _FRAMES_PER_S = SAMPLE_RATE // HOP  # mel frames a second (100)
 

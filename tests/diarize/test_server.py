@@ -93,6 +93,14 @@ def test_bad_speaker_fields_are_400s_naming_the_field(served: Served, voices: Vo
     assert unpaired.json()["error"]["param"] == "known_speaker_names"
     not_url = _post(served, voices.conversation, diarize="true", **_known(["Ann"], ["abc"]))
     assert not_url.status_code == 400 and "data URL" in not_url.json()["error"]["message"]
+    for names in (["<Ann>"], ["Ann", "Ann"]):
+        refs = [_data_url(voices.adam_reference)] * len(names)
+        bad_name = _post(served, voices.conversation, diarize="true", **_known(names, refs))
+        assert bad_name.status_code == 400
+        assert bad_name.json()["error"]["param"] == "known_speaker_names"
+    crossed = _post(served, voices.conversation, diarize="true", min_speakers="3",
+                    max_speakers="2")  # fmt: skip
+    assert crossed.status_code == 400 and crossed.json()["error"]["param"] == "max_speakers"
     too_many = _post(served, voices.conversation, diarize="true", num_speakers="0")
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "num_speakers"
 

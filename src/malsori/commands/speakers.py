@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -49,7 +50,7 @@ def diarize_options_from_args(args: argparse.Namespace) -> DiarizeOptions | None
 
     require_diarize_extra()  # before anything is transcribed
     device = resolve_device(args.device)
-    probe = DiarizeOptions(args.num_speakers, args.min_speakers, args.max_speakers, device=device)
+    counts = DiarizeOptions(args.num_speakers, args.min_speakers, args.max_speakers, device=device)
     given = [_named_file(v) for v in args.speaker]
     if len(given) != len({n for n, _ in given}):
         raise InvalidOptionError("--speaker: a name is given twice")
@@ -60,9 +61,7 @@ def diarize_options_from_args(args: argparse.Namespace) -> DiarizeOptions | None
         known.update((k.name, k) for k in SpeakerStore().load())
     for name, path in given:  # a name given here wins over the same name enrolled
         known[name] = reference_speaker(name, path, device=device)
-    return DiarizeOptions(
-        probe.num_speakers, probe.min_speakers, probe.max_speakers, tuple(known.values()), device
-    )
+    return dataclasses.replace(counts, known=tuple(known.values()))
 
 
 def diarize_for_cli(

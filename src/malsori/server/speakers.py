@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 
 from ..diarize.options import DiarizeOptions, check_speaker_name
 from ..errors import InvalidOptionError, SpeakerReferenceError
@@ -56,11 +57,16 @@ def speaker_options(
         raise InvalidParameterError(
             f"{len(names)} {NAMES} but {len(refs)} {REFERENCES}: give one reference a name", NAMES
         )
+    if len(set(names)) != len(names):
+        raise InvalidParameterError(f"{NAMES}: a name is given twice", NAMES)
     try:
         for name in names:
             check_speaker_name(name)
-        base = DiarizeOptions(params.num_speakers, params.min_speakers, params.max_speakers)
     except InvalidOptionError as e:
+        raise InvalidParameterError(str(e), NAMES) from e
+    try:
+        base = DiarizeOptions(params.num_speakers, params.min_speakers, params.max_speakers)
+    except InvalidOptionError as e:  # the counts contradict each other
         raise InvalidParameterError(str(e), "max_speakers") from e
     try:
         known = tuple(
@@ -69,8 +75,4 @@ def speaker_options(
         )
     except SpeakerReferenceError as e:
         raise InvalidParameterError(str(e), REFERENCES) from e
-    try:
-        return DiarizeOptions(base.num_speakers, base.min_speakers, base.max_speakers, known,
-                              device)  # fmt: skip
-    except InvalidOptionError as e:
-        raise InvalidParameterError(str(e), NAMES) from e
+    return dataclasses.replace(base, known=known, device=device)

@@ -150,3 +150,50 @@ def test_batch_diarize_with_the_packed_engine(
     assert {s["speaker"] for s in meeting["segments"]} == {"Adam", "SPEAKER_1"}
     memo = (out / "memo.txt").read_text(encoding="utf-8").splitlines()
     assert memo and all(line.startswith("[Adam] ") for line in memo)
+
+
+@pytest.mark.slow
+def test_standard_input_is_read_once_for_both(
+    model: Any,
+    voices: Voices,
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    stdin = io.TextIOWrapper(io.BytesIO(voices.conversation.read_bytes()))
+    monkeypatch.setattr("sys.stdin", stdin)
+    args = ["-", "--diarize", "--batched", "--beam-size", "1", "-l", "en", "-q"]
+    assert _transcribe(model, monkeypatch, *args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("]")[0] for line in lines][:2] == ["[SPEAKER_1", "[SPEAKER_2"]
+
+
+@pytest.mark.slow
+def test_a_diarization_failure_still_writes_the_transcript(
+    model: Any,
+    voices: Voices,
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import malsori.diarize.run as run
+    from malsori.errors import ModelLoadError
+
+    def damaged(device: str = "cpu") -> Any:
+        raise ModelLoadError("cannot load the speaker encoder from pretrained.pt: truncated")
+
+    monkeypatch.setattr(run, "load_encoder", damaged)  # as if the weights file were damaged
+    out = tmp_path / "out"
+    args = [str(voices.conversation), "--diarize", "-o", str(out), "-f", "txt,json",
+            "--beam-size", "1", "-l", "en", "-q"]  # fmt: skip
+    assert _transcribe(model, monkeypatch, *args) == 0
+    err = capsys.readouterr().err
+    assert "malsori: warning: " in err and "no speaker labels: cannot load the speaker" in err
+    txt = (out / f"{voices.conversation.stem}.txt").read_text(encoding="utf-8")
+    assert "quarterly report" in txt and "[" not in txt
+    data = json.loads((out / f"{voices.conversation.stem}.json").read_text(encoding="utf-8"))
+    assert "cannot load the speaker encoder" in data["meta"]["diarization"]["error"]
+    assert all("speaker" not in s for s in data["segments"])

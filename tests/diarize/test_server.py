@@ -115,3 +115,23 @@ def test_a_job_keeps_its_speakers(served: Served, voices: Voices) -> None:
     assert {s["speaker"] for s in data["segments"]} == {"SPEAKER_1", "Beth"}
     vtt = served.client.get(f"/v1/jobs/{job['id']}/result?format=vtt", headers=served.auth())
     assert "<v Beth>" in vtt.text
+
+
+def test_a_diarization_failure_is_reported_beside_the_transcript(
+    served: Served, voices: Voices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import malsori.diarize.run as run
+    from malsori.errors import ModelLoadError
+
+    def damaged(device: str = "cpu") -> Any:
+        raise ModelLoadError("cannot load the speaker encoder: truncated")
+
+    monkeypatch.setattr(run, "load_encoder", damaged)  # as if the weights file were damaged
+    body = _post(served, voices.conversation, response_format="diarized_json", language="en")
+    assert body.status_code == 200
+    data = body.json()
+    assert "quarterly report" in data["text"]
+    assert data["diarization_error"] == "cannot load the speaker encoder: truncated"
+    srt = _post(served, voices.conversation, diarize="true", response_format="srt", language="en")
+    assert srt.status_code == 200 and "[SPEAKER" not in srt.text
+    assert srt.headers["x-malsori-diarization-error"].startswith("cannot load the speaker")

@@ -41,7 +41,7 @@ import numpy as np
 from malsori.audio import SAMPLE_RATE, AudioStream
 from malsori.diarize import DiarizeOptions, diarize_audio, label_transcript, reference_speaker
 from malsori.diarize.encoder import load_encoder
-from malsori.diarize.run import Diarization, _regions
+from malsori.diarize.run import Diarization, speech_spans
 from malsori.options import TranscribeOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ class Clips:
     def get(self, path: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
         if path not in self.cache:
             audio = AudioStream(path).read()
-            self.cache[path] = (audio, _regions(audio, TranscribeOptions()))
+            self.cache[path] = (audio, speech_spans(audio, TranscribeOptions()))
         return self.cache[path]
 
 

@@ -66,7 +66,8 @@ def load_samples(source: AudioSource) -> np.ndarray:
         return AudioStream(path).read()
 
 
-def _regions(audio: np.ndarray, vad: TranscribeOptions) -> list[tuple[float, float]]:
+def speech_spans(audio: np.ndarray, vad: TranscribeOptions) -> list[tuple[float, float]]:
+    """Speech regions of ``audio`` in seconds, split at pauses of ``MIN_SILENCE_MS``."""
     opts = vad.replace(vad_min_silence_ms=MIN_SILENCE_MS, vad_speech_pad_ms=SPEECH_PAD_MS,
                        vad_max_speech_s=None, vad_min_speech_ms=0)  # fmt: skip
     return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in speech_regions(audio, opts)]
@@ -77,7 +78,7 @@ def diarize_audio(
 ) -> Diarization:
     """Speaker turns of ``audio`` (16 kHz mono float32); no speech gives no turns."""
     began = time.perf_counter()
-    regions = _regions(audio, vad or TranscribeOptions())
+    regions = speech_spans(audio, vad or TranscribeOptions())
     encoder = load_encoder(options.device)
     windows = embed_regions(encoder, audio, regions)
     fewest, most = options.speaker_range
@@ -161,7 +162,7 @@ def reference_speaker(
         audio = load_samples(source)
     except InputError as e:
         raise SpeakerReferenceError(f"speaker {name!r}: reference is not usable audio: {e}") from e
-    regions = _regions(audio, vad or TranscribeOptions())
+    regions = speech_spans(audio, vad or TranscribeOptions())
     windows = embed_regions(load_encoder(device), audio, regions)
     if not len(windows.embeddings):
         raise SpeakerReferenceError(f"speaker {name!r}: the reference holds no speech")

@@ -18,6 +18,7 @@ def register_all(sub: argparse._SubParsersAction) -> None:
         models,
         quantize,
         serve,
+        speakers,
         subtitles,
         transcribe,
         worker,
@@ -36,3 +37,4 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     quantize.register(sub)
     live.register(sub)
     subtitles.register(sub)
+    speakers.register(sub)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import defer
 
 from .. import __version__
+from ..diarize.options import DiarizeOptions
 from ..engine import Priority
 from ..errors import MalsoriError
 from ..options import TranscribeOptions
@@ -48,6 +49,7 @@ from .settings import JobSettings
 from .transcriber import Transcriber
 from .uploads import CheckedAudio, UploadSpool
 
+DIARIZE_KEY = "diarize"  # the job's diarization, stored beside its TranscribeOptions
 logger = logging.getLogger(__name__)
 
 FINISHED = ("completed", "failed")
@@ -149,16 +151,20 @@ class JobService:
         filename: str,
         callback_url: str | None,
         request_id: str,
+        diarize: DiarizeOptions | None = None,
     ) -> JobView:
         """Store and queue a job for checked audio in the queue slot reserved for it."""
         job_id = "job_" + uuid.uuid4().hex
+        stored = options.to_dict()
+        if diarize is not None:  # kept with the options, known voices as embeddings
+            stored[DIARIZE_KEY] = diarize.to_dict()
         row = JobRow(
             id=job_id,
             owner=owner,
             status="queued",
             task=options.task,
             model=self.transcriber.model.name,
-            options_json=json.dumps(options.to_dict()),
+            options_json=json.dumps(stored),
             filename=filename,
             audio_bytes=audio.size,
             duration=audio.duration,
@@ -328,14 +334,17 @@ class JobService:
             return  # deleted, finished, or taken by another process
         with self._lock:
             self._cancels[job_id] = cancel
+        stored = json.loads(row.options_json)
+        diarize = stored.pop(DIARIZE_KEY, None)
         try:
             transcript = self.transcriber.run(
                 self.spool.job_audio(job_id),
-                TranscribeOptions.from_dict(json.loads(row.options_json)),
+                TranscribeOptions.from_dict(stored),
                 label=row.filename,
                 cancel=cancel,
                 on_segment=self._progress_writer(job_id, row.duration),
                 priority=Priority.JOB,
+                diarize=None if diarize is None else DiarizeOptions.from_dict(diarize),
             )
         except TranscriptionCancelled:
             self._interrupted(job_id)

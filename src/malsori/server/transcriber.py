@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from ..diarize.options import DiarizeOptions
+from ..diarize.run import diarize_or_keep
 from ..engine import Engine, Priority, PriorityDecoder, RequestCancelledError
 from ..errors import InvalidOptionError
 from ..languages import normalize_language
@@ -65,6 +67,11 @@ class Transcriber:
         self.decode = decode
         self.model_ids: tuple[str, ...] = tuple(dict.fromkeys([model.name, *aliases]))
 
+    @property
+    def device(self) -> str:
+        """Where the model runs (``cpu`` or ``cuda``): the speaker encoder runs there too."""
+        return "cuda" if self.model.info.device == "cuda" else "cpu"
+
     def live_decoder(self) -> Model | PriorityDecoder:
         """What live streams decode with: the engine, ahead of requests and jobs (or the model
         itself when batching is off)."""
@@ -108,8 +115,11 @@ class Transcriber:
         cancel: threading.Event,
         on_segment: SegmentCallback | None = None,
         priority: Priority = Priority.SYNC,
+        diarize: DiarizeOptions | None = None,
     ) -> Transcript:
-        """Transcribe one file, waiting in the calling (worker) thread.
+        """Transcribe one file, waiting in the calling (worker) thread; with ``diarize``, label
+        its speakers (when that fails the transcript comes without them, the failure in
+        ``meta["diarization"]["error"]``).
 
         Raises TranscriptionCancelled when ``cancel`` is set before or during the run (the
         engine drops the request's windows not yet decoded; without it, the run stops at its
@@ -130,6 +140,10 @@ class Transcriber:
             transcript.processing_time,
             options.task,
         )
+        if diarize is not None:
+            transcript, error = diarize_or_keep(transcript, path, diarize)
+            if error is not None:
+                logger.warning("no speaker labels for %s: %s", label, error)
         return dataclasses.replace(transcript, source=label)
 
     def _alone(
@@ -178,6 +192,7 @@ class Transcriber:
         label: str,
         slot: Slot,
         on_segment: SegmentCallback | None = None,
+        diarize: DiarizeOptions | None = None,
     ) -> tuple[Future[Transcript], WorkItem]:
         """Queue a transcription in a reserved slot: its future and its work item (for
         ``WorkerPool.cancel``: a waiting item is dropped, a running one stops at its next
@@ -192,7 +207,14 @@ class Transcriber:
             self.metrics.queue_wait.labels("request").observe(time.monotonic() - queued)
             try:
                 future.set_result(
-                    self.run(path, options, label=label, cancel=item.cancel, on_segment=on_segment)
+                    self.run(
+                        path,
+                        options,
+                        label=label,
+                        cancel=item.cancel,
+                        on_segment=on_segment,
+                        diarize=diarize,
+                    )
                 )
             except TranscriptionCancelled as e:
                 logger.info("transcription of %s cancelled", label)

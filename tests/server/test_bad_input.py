@@ -210,3 +210,21 @@ def test_unknown_route_and_method_use_the_envelope(served: Served) -> None:
 def test_unknown_result_format_is_400(served: Served) -> None:
     response = served.client.get("/v1/jobs/job_x/result?format=docx", headers=served.auth())
     assert_error(response, 400, "invalid_request", "format")
+
+
+def test_a_long_text_field_is_400_but_a_reference_recording_may_be_long(
+    served: Served, clips: Clips
+) -> None:
+    from malsori.server.forms import MAX_FIELD_BYTES
+
+    long_prompt = post(
+        served, "/v1/audio/transcriptions", clips.speech, prompt="가" * MAX_FIELD_BYTES
+    )
+    assert long_prompt.status_code == 400 and "prompt" in long_prompt.json()["error"]["message"]
+    # a reference recording is a data URL: it may be longer than a text field (here it is not
+    # audio, so the request fails on what it holds, not on its size)
+    reference = "data:audio/wav;base64," + "A" * (2 * MAX_FIELD_BYTES)
+    fields = {"known_speaker_names[]": "Ann", "known_speaker_references[]": reference}
+    response = post(served, "/v1/audio/transcriptions", clips.speech, diarize="true", **fields)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "known_speaker_references", response.text

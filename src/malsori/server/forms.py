@@ -27,11 +27,14 @@ from .uploads import CheckedAudio, display_name
 P = TypeVar("P", bound=BaseModel)
 
 MAX_FIELDS = 32
-# A text field: room for a known speaker's reference recording as a data URL (about 30 s of
-# 16 kHz WAV in base64; OpenAI asks for 2-10 s).
-MAX_FIELD_BYTES = 1024 * 1024
+# A text field (a prompt, a language ...).
+MAX_FIELD_BYTES = 64 * 1024
+# A known speaker's reference recording as a data URL (``known_speaker_references[]``): about
+# 30 s of 16 kHz WAV in base64 (OpenAI asks for 2-10 s). Only these fields may be this long.
+MAX_REFERENCE_BYTES = 1024 * 1024
+REFERENCE_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
 # Room for the other fields and multipart headers in a body: four references and the rest.
-FORM_OVERHEAD_BYTES = 4 * MAX_FIELD_BYTES + 256 * 1024
+FORM_OVERHEAD_BYTES = 4 * MAX_REFERENCE_BYTES + 256 * 1024
 FILE_FIELD = "file"
 MULTIPART = b"multipart/form-data"
 _LIST_FIELDS = frozenset(
@@ -46,6 +49,15 @@ class _UploadParser(MultiPartParser):
     sends an empty name may leave the parameter out, and the audio would then be read as text
     (and refused as too long a field). The ``file`` part is given an empty name instead.
     """
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._current_part
+        text = part.file is None and part.field_name not in REFERENCE_FIELDS
+        if text and len(part.data) + end - start > MAX_FIELD_BYTES:
+            raise MultiPartException(
+                f"field {part.field_name[:40]!r} exceeds {MAX_FIELD_BYTES // 1024} KiB"
+            )
+        super().on_part_data(data, start, end)
 
     def on_headers_finished(self) -> None:
         part = self._current_part
@@ -80,7 +92,7 @@ async def read_multipart(request: Request, services: Services) -> FormData:
         request.stream(),
         max_files=1,
         max_fields=MAX_FIELDS,
-        max_part_size=MAX_FIELD_BYTES,
+        max_part_size=MAX_REFERENCE_BYTES,  # other fields: MAX_FIELD_BYTES (on_part_data)
     )
     try:
         return await parser.parse()

@@ -6,7 +6,8 @@ with speaches, another OpenAI-compatible Whisper server on faster-whisper.
 Sides (each in its own process, same model, compute type and CPU threads in all):
 
 - ``engine``: ``malsori serve`` as shipped: every request goes through one engine that packs
-  concurrent requests into shared windows and decodes them in batches;
+  concurrent requests into shared windows and decodes them in batches (the layout it takes by
+  default on a CPU, two lanes of half the threads, given ``--threads`` in all);
 - ``unbatched``: the same server with ``MALSORI_ENGINE__BATCHING=false`` (each request decoded
   on its own by a worker thread, as before the engine);
 - ``fw``: faster-whisper's ``WhisperModel.transcribe`` over the clips one by one in one process
@@ -195,6 +196,11 @@ def start_server(
                str(4 * max(args.clients, 1)), "--log-level", "warning"]  # fmt: skip
         if side == "unbatched":  # its own default layout: one worker on every thread
             cmd += ["--workers", "1", "--threads", str(args.threads)]
+        else:  # its default layout (as `malsori batch`), held to --threads on a bigger machine
+            from malsori.batch.runner import model_layout
+
+            workers, each = model_layout("cpu", args.threads)
+            cmd += ["--workers", str(workers), "--threads", str(each)]
         ready = "/ready"
     log = open(data / "server.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)

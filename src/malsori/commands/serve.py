@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the HTTP server: OpenAI-compatible API, durable jobs",
-        description="Serve one Whisper model over HTTP: /v1/audio/transcriptions and "
+        description="Serve Whisper models over HTTP: /v1/audio/transcriptions and "
         "/v1/audio/translations (OpenAI-compatible), /v1/jobs, /v1/models, /health, /ready, "
         "/metrics. Every setting can also come from MALSORI_* environment variables "
         "(MALSORI_DATABASE_URL, MALSORI_LIMITS__MAX_UPLOAD_BYTES, ...); flags win.",
@@ -37,7 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="jobs database, job audio and spool files")
     p.add_argument("--no-auth", action="store_true",
                    help="accept requests without an API key (local use only)")  # fmt: skip
-    p.add_argument("-m", "--model", help="model name or CTranslate2 folder (default: base)")
+    p.add_argument("-m", "--model", action="append", metavar="MODEL",
+                   help="model name or CTranslate2 folder (default: base); repeat to serve "
+                   "several: the first is the default, each loads on its first request")  # fmt: skip
+    p.add_argument("--max-loaded", type=int, metavar="N",
+                   help="models loaded at once; the least recently used idle one is unloaded "
+                   "to load another (default: no limit)")  # fmt: skip
+    p.add_argument("--model-ttl", type=float, metavar="SECONDS",
+                   help="unload a model after this long unused (default: never)")  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
     p.add_argument("--compute-type", help="CTranslate2 compute type (default: auto)")
     p.add_argument("--threads", type=int, help="CPU threads per worker (default: cores/workers)")
@@ -59,8 +66,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line, nested as ``ServerSettings`` expects."""
     top = {k: getattr(args, k) for k in ("host", "port", "workers", "data_dir", "log_level")}
     groups: dict[str, dict[str, Any]] = {
-        "model": {"name": args.model, "device": args.device,
-                  "compute_type": args.compute_type, "threads": args.threads},
+        "model": {"name": args.model[0] if args.model else None,
+                  "others": args.model[1:] if args.model and len(args.model) > 1 else None,
+                  "device": args.device, "compute_type": args.compute_type,
+                  "threads": args.threads, "max_loaded": args.max_loaded,
+                  "idle_ttl_s": args.model_ttl},
         "decode": {"beam_size": args.beam_size},
         "limits": {"max_audio_seconds": args.max_audio_seconds, "queue_size": args.queue_size,
                    "max_upload_bytes": None if args.max_upload_mb is None
@@ -97,14 +107,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..server import create_app
     from ..server.logs import configure_logging
     from ..server.protocol import header_timeout_protocol
-    from ..server.services import load_served_model
+    from ..server.services import served_models
 
     settings = load_settings(_overrides(args))
     configure_logging("debug" if args.verbose else settings.log_level)
     if not settings.auth.enabled:
         logger.warning("authentication is OFF (--no-auth): anyone reaching the port may use it")
-    model = load_served_model(settings)
-    app = create_app(settings, model=model)
+    served_models([settings.model.name, *settings.model.others])  # each installed: one line if not
+    app = create_app(settings)  # loads the default model at startup (model.preload)
     uvicorn.run(
         app,
         host=settings.host,

@@ -129,15 +129,17 @@ class JobService:
         filename: str,
         callback_url: str | None,
         request_id: str,
+        model: str | None = None,
     ) -> JobView:
-        """Store and queue a job for checked audio in the queue slot reserved for it."""
+        """Store and queue a job for checked audio in the queue slot reserved for it, to run
+        with ``model`` (None: the default one)."""
         job_id = "job_" + uuid.uuid4().hex
         row = JobRow(
             id=job_id,
             owner=owner,
             status="queued",
             task=options.task,
-            model=self.transcriber.model.name,
+            model=self.transcriber.check_model(model),
             options_json=json.dumps(options.to_dict()),
             filename=filename,
             audio_bytes=audio.size,
@@ -298,6 +300,7 @@ class JobService:
                 TranscribeOptions.from_dict(json.loads(row.options_json)),
                 label=row.filename,
                 cancel=cancel,
+                model=row.model,
                 on_segment=self._progress_writer(job_id, row.duration),
                 priority=Priority.JOB,
             )

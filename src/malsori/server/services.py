@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..engine import Engine
+from ..errors import InvalidOptionError
 from ..model import Model, default_threads, load_model
+from ..registry import resolve
 from .db import Database, make_private_dir
-from .gpu import Nvml
 from .jobs import Clock, JobService
 from .keys import KeyStore
 from .metrics import Metrics
+from .models import ModelManager
 from .quotas import KeyCounter, Quotas
 from .scheduler import WorkerPool
 from .settings import ServerSettings
@@ -64,6 +66,7 @@ class Services:
     checker: UploadChecker
     quotas: Quotas
     pool: WorkerPool
+    models: ModelManager
     transcriber: Transcriber
     jobs: JobService
     sweeper: Sweeper
@@ -85,32 +88,80 @@ class Services:
         self.sweeper.stop()
         self.checker.stop()
         self.pool.stop()
-        if self.transcriber.engine is not None:
-            self.transcriber.engine.close()
+        self.models.close()
         self.jobs.close()
         self.control.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
 
-def load_served_model(settings: ServerSettings) -> Model:
-    """Load ``settings.model`` with one CTranslate2 worker per server worker (with the engine on
-    a CPU and nothing set: two lanes of half the cores, as ``malsori batch``)."""
+def load_served_model(settings: ServerSettings, name: str | None = None) -> Model:
+    """Load ``name`` (default: ``settings.model.name``) with one CTranslate2 worker per server
+    worker (with the engine on a CPU and nothing set: two lanes of half the cores, as
+    ``malsori batch``)."""
     m = settings.model
+    name = name or m.name
     if settings.engine.batching and settings.workers == 1 and m.threads == 0:
         from ..batch.runner import model_layout
 
         workers, threads = model_layout(m.device, 0)
         return load_model(
-            m.name, device=m.device, compute_type=m.compute_type, threads=threads, workers=workers
+            name, device=m.device, compute_type=m.compute_type, threads=threads, workers=workers
         )
     threads = m.threads or max(1, default_threads() // settings.workers)
     return load_model(
-        m.name,
+        name,
         device=m.device,
         compute_type=m.compute_type,
         threads=threads,
         workers=settings.workers,
     )
+
+
+def served_models(specs: list[str], out: dict[str, str] | None = None) -> dict[str, str]:
+    """Each served model's id (a folder's is its name) and what to load, the default first.
+    Every one must be installed: a missing one stops the server at startup, not a request."""
+    out = dict(out or {})
+    paths = {mid: str(resolve(spec, download=False).path) for mid, spec in out.items()}
+    for spec in specs:
+        found = resolve(spec, download=False)
+        if found.name in out:
+            if paths[found.name] == str(found.path):
+                continue  # the same model named twice
+            raise InvalidOptionError(f"two served models share the id {found.name!r}: rename one")
+        out[found.name] = spec
+        paths[found.name] = str(found.path)
+    return out
+
+
+def model_manager(
+    settings: ServerSettings, metrics: Metrics, models: dict[str, str] | None = None
+) -> ModelManager:
+    """The served models, each with its own engine once loaded (as ``settings.engine`` says)."""
+    m = settings.model
+
+    def make_engine(model: Model) -> Engine | None:
+        if not settings.engine.batching:
+            return None
+        engine = Engine(
+            model,
+            batch_size=settings.engine.batch_size,
+            prepare_workers=settings.engine.prepare_workers,
+        )
+        engine.stats.observers.append(metrics.observe_engine)
+        return engine
+
+    manager = ModelManager(
+        models if models is not None else served_models([m.name, *m.others]),
+        aliases=m.aliases,
+        load=lambda spec: load_served_model(settings, spec),
+        make_engine=make_engine,
+        metrics=metrics,
+        max_loaded=m.max_loaded,
+        idle_ttl_s=m.idle_ttl_s,
+        load_wait_s=m.load_wait_s,
+    )
+    metrics.watch_models(list(manager.ids[: len(manager.ids) - len(manager.aliases)]))
+    return manager
 
 
 def start_services(
@@ -120,30 +171,26 @@ def start_services(
     model: Model | None = None,
     clock: Clock | None = None,
 ) -> Services:
-    """Open the database, load the model (unless given), start the workers, requeue jobs."""
+    """Open the database, load the default model (or adopt ``model``), start the workers,
+    requeue jobs."""
     make_private_dir(settings.data_dir)
     spool = UploadSpool(settings.data_dir)
     spool.prepare()
     db = Database(settings.sqlalchemy_url())
     keys = KeyStore(db)
     if model is None:
-        model = load_served_model(settings)
-    metrics.model_load_seconds.set(model.info.load_seconds)
-    if model.info.device == "cuda":
-        nvml = Nvml()
-        if nvml.available:
-            metrics.watch_gpu(nvml.memory_used)
+        models = model_manager(settings, metrics)
+        if settings.model.preload:
+            models.load(None)
+    else:  # the given model is the default one, whatever settings.model.name says
+        served = served_models(settings.model.others, {model.name: model.info.path})
+        models = model_manager(settings, metrics, served)
+        models.adopt(model)
+    models.start()
     limits = settings.limits
-    engine = None
-    if settings.engine.batching:
-        engine = Engine(
-            model,
-            batch_size=settings.engine.batch_size,
-            prepare_workers=settings.engine.prepare_workers,
-        )
-        engine.stats.observers.append(metrics.observe_engine)
     # With the engine, a worker thread only waits for its request's transcript.
-    pool = WorkerPool(settings.engine.max_active if engine else settings.workers, limits.queue_size)
+    workers = settings.engine.max_active if settings.engine.batching else settings.workers
+    pool = WorkerPool(workers, limits.queue_size)
     per_key = settings.auth.enabled  # without keys there is one caller: no per-key quotas
     quotas = Quotas(
         requests=KeyCounter(
@@ -156,9 +203,7 @@ def start_services(
         ),
     )
     metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
-    transcriber = Transcriber(
-        model, pool, metrics, settings.decode, settings.model.aliases, engine=engine
-    )
+    transcriber = Transcriber(models, pool, metrics, settings.decode)
     extra = {"clock": clock} if clock is not None else {}
     jobs = JobService(db, spool, transcriber, pool, settings.jobs, **extra)
     sweeper = Sweeper(jobs, settings.jobs.cleanup_interval_s)
@@ -172,5 +217,6 @@ def start_services(
         )
     checker = UploadChecker(limits, per_key=per_key)
     return Services(
-        settings, metrics, db, keys, spool, checker, quotas, pool, transcriber, jobs, sweeper
-    )
+        settings, metrics, db, keys, spool, checker, quotas, pool, models, transcriber, jobs,
+        sweeper,
+    )  # fmt: skip

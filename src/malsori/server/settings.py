@@ -37,7 +37,22 @@ class _Group(BaseModel):
 
 class ModelSettings(_Group):
     name: str = "base"
-    """Model name (base, small, large-v3, ...) or a CTranslate2 Whisper folder."""
+    """The default model (requests without ``model``): a name (base, small, large-v3, ...) or a
+    CTranslate2 Whisper folder."""
+    others: list[str] = Field(default_factory=list)
+    """More models served by the same process (names or folders; a folder's id is its name),
+    each loaded on its first request: ``["tiny.en", "/models/my-finetune"]``."""
+    preload: bool = True
+    """Load the default model at startup (the others always load on their first request)."""
+    max_loaded: int | None = Field(default=None, ge=1)
+    """Models loaded at once; loading one more unloads the least recently used idle one (None:
+    no limit). A model with work in flight is never unloaded: a load waits ``load_wait_s`` for
+    one to become idle, then is refused (503 ``model_busy``)."""
+    idle_ttl_s: float | None = Field(default=None, gt=0)
+    """Seconds without use after which a model is unloaded (None: kept until evicted or
+    unloaded by an admin); it loads again on its next request."""
+    load_wait_s: float = Field(default=30.0, ge=0)
+    """How long a request waits for room under ``max_loaded`` before it is refused (503)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model runs; auto picks CUDA when a device is present."""
     compute_type: ComputeType = "auto"
@@ -102,6 +117,9 @@ class AuthSettings(_Group):
     enabled: bool = True
     """Require ``Authorization: Bearer <key>`` (keys from ``malsori keys create``). Turn off only
     for local use (``malsori serve --no-auth``)."""
+    admin_keys: list[str] = Field(default_factory=list)
+    """Ids of the API keys (``malsori keys list``) that may load and unload models
+    (``POST``/``DELETE /v1/models/{id}``). With authentication off every caller may."""
 
 
 class CorsSettings(_Group):
@@ -217,7 +235,7 @@ class ServerSettings(BaseSettings):
     log_level: LogLevel = "info"
     """Server log level."""
     model: ModelSettings = Field(default_factory=ModelSettings)
-    """The Whisper model every request uses."""
+    """The Whisper models served, and when they are loaded and unloaded."""
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
     """Decoding settings applied to every request."""
     limits: LimitSettings = Field(default_factory=LimitSettings)

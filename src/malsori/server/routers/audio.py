@@ -68,7 +68,9 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
             callback = on_segment if params.stream else None
             with services.pool.slot() as slot:  # capacity first, then the decoding check
                 audio, label = await receive_audio(services, form, owner)
-                future, item = _submit(services, slot, audio.path, options, label, callback)
+                future, item = _submit(
+                    services, slot, audio.path, options, label, callback, params.model
+                )
         finally:
             await form.close()
     except BaseException:
@@ -104,11 +106,12 @@ def _submit(
     options: TranscribeOptions,
     label: str,
     on_segment: SegmentCallback | None,
+    model: str | None,
 ) -> tuple[Future[Transcript], WorkItem]:
     """Queue the work in its reserved slot; the spooled file is deleted if it cannot be queued."""
     try:
         return services.transcriber.submit(
-            path, options, label=label, slot=slot, on_segment=on_segment
+            path, options, label=label, slot=slot, model=model, on_segment=on_segment
         )
     except BaseException:
         path.unlink(missing_ok=True)

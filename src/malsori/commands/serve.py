@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-auth", action="store_true",
                    help="accept requests without an API key (local use only)")  # fmt: skip
     p.add_argument("-m", "--model", action="append", metavar="MODEL",
-                   help="model name or CTranslate2 folder (default: base); repeat to serve "
-                   "several: the first is the default, each loads on its first request")  # fmt: skip
+                   help="model name or CTranslate2 folder (default: base); repeat to "
+                   "serve several: the first is the default, each loads on first use")  # fmt: skip
     p.add_argument("--max-loaded", type=int, metavar="N",
                    help="models loaded at once; the least recently used idle one is unloaded "
                    "to load another (default: no limit)")  # fmt: skip

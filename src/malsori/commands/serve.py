@@ -59,6 +59,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="allow browser requests from this origin (repeatable; * for any)",
     )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    ray = p.add_argument_group("Ray Serve (needs the ray extra; docs/deployment-ray.md)")
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="deploy the server on Ray Serve: replicas, autoscaling, a GPU each",
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join (auto, ray://head:10001; default: start one)",
+    )
+    ray.add_argument("--replicas", type=int, metavar="N", help="fewest replicas (default: 1)")
+    ray.add_argument(
+        "--max-replicas",
+        type=int,
+        metavar="N",
+        help="most replicas: autoscaling above --replicas (default: --replicas)",
+    )
     p.set_defaults(handler=run_serve)
 
 
@@ -77,6 +95,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                    else int(args.max_upload_mb * 1024 * 1024)},
         "cors": {"allow_origins": args.cors_origin},
         "auth": {"enabled": False} if args.no_auth else {},
+        "ray": {"address": args.ray_address, "min_replicas": args.replicas,
+                "max_replicas": args.max_replicas if args.max_replicas is not None
+                else args.replicas},
     }  # fmt: skip
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     for name, values in groups.items():
@@ -114,6 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not settings.auth.enabled:
         logger.warning("authentication is OFF (--no-auth): anyone reaching the port may use it")
     served_models([settings.model.name, *settings.model.others])  # each installed: one line if not
+    if args.ray:
+        return _serve_on_ray(settings)
     app = create_app(settings)  # loads the default model at startup (model.preload)
     uvicorn.run(
         app,
@@ -124,4 +147,19 @@ def run_serve(args: argparse.Namespace) -> int:
         http=header_timeout_protocol(settings.security.header_timeout_s),
         timeout_graceful_shutdown=15,
     )
+    return 0
+
+
+def _serve_on_ray(settings: Any) -> int:
+    """Deploy on Ray Serve and wait for SIGINT or SIGTERM, then remove the deployment."""
+    import signal
+    import threading
+
+    from ..server import ray_serve
+
+    ray_serve.require_ray_extra()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ray_serve.run(settings, stop)
     return 0

@@ -210,6 +210,29 @@ class EngineSettings(_Group):
     """Threads decoding uploads and running VAD ahead of the model."""
 
 
+class RaySettings(_Group):
+    address: str | None = None
+    """Ray cluster to deploy on (``auto``: the one this machine belongs to, or
+    ``ray://head:10001``); None starts a local Ray instance for this process."""
+    min_replicas: int = Field(default=1, ge=0)
+    """Fewest replicas of the server (each with its own models and engine)."""
+    max_replicas: int = Field(default=1, ge=1)
+    """Most replicas; above ``min_replicas`` Ray Serve adds and removes replicas to keep about
+    ``target_ongoing_requests`` requests in each."""
+    target_ongoing_requests: float = Field(default=8.0, gt=0)
+    """Requests in progress per replica (queued or running) that autoscaling aims for; each
+    replica's engine batches the ones it holds."""
+    max_ongoing_requests: int = Field(default=64, ge=1)
+    """Requests one replica takes at once; more wait in Ray Serve's proxy. Live streams hold
+    one for their whole length."""
+    gpus_per_replica: float | None = Field(default=None, ge=0)
+    """GPUs each replica reserves (None: 1 when the cluster has GPUs, else 0)."""
+    cpus_per_replica: float = Field(default=1.0, ge=0)
+    """CPUs each replica reserves in Ray's accounting (set ``model.threads`` to match)."""
+    local_object_store_mb: int = Field(default=256, ge=80)
+    """Object store of a local Ray instance (requests do not pass through it: keep it small)."""
+
+
 class ServerSettings(BaseSettings):
     """Everything ``malsori serve`` can be told, with the defaults it uses."""
 
@@ -252,6 +275,8 @@ class ServerSettings(BaseSettings):
     """The engine every transcription goes through: batching across requests."""
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     """Host and Origin checks, connection timeouts."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """``malsori serve --ray``: replicas and autoscaling on Ray Serve."""
 
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

@@ -83,7 +83,7 @@ def test_serve_on_a_local_ray_instance(tmp_path: Path, clips: Clips) -> None:
         assert response.status_code == 200, response.text
         body = response.json()
         assert len(set(SPEECH_WORDS) & words_of(body["text"])) >= 2, body["text"]
-        assert body["language"] == "en" and body["duration"] > 2
+        assert body["language"] == "english" and body["duration"] > 2
         models = httpx.get(f"{url}/v1/models").json()["data"]
         assert {m["id"]: m["loaded"] for m in models}["tiny.en"] is True
         proc.send_signal(signal.SIGINT)

@@ -7,7 +7,8 @@ decode hold the model for as long as they run, so a model with work in flight is
 
 Unloading closes the model's engine (its threads end), frees CTranslate2's weights at once
 (``unload_model``), drops every reference, runs the garbage collector and, when PyTorch is loaded
-in the process, empties its CUDA cache, so the device memory goes back to the driver.
+in the process, empties its CUDA cache, so the device memory goes back to the driver; glibc's
+free host memory goes back to the system too (``malloc_trim``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..allocator import trim_free_memory
 from ..engine import Engine, Priority
 from ..model import Model
 from ..options import TranscribeOptions
@@ -349,6 +351,7 @@ def _free(loaded: Loaded) -> None:
     torch: Any = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()  # only what PyTorch itself cached (VAD, fine-tuning)
+    trim_free_memory()  # host memory the weights and buffers held goes back to the system
 
 
 class ManagedDecoder:

@@ -212,8 +212,8 @@ class EngineSettings(_Group):
 
 class RaySettings(_Group):
     address: str | None = None
-    """Ray cluster to deploy on (``auto``: the one this machine belongs to, or
-    ``ray://head:10001``); None starts a local Ray instance for this process."""
+    """Ray cluster to deploy on (``auto``: the one this machine joined with ``ray start``);
+    None starts a local Ray instance for this process."""
     min_replicas: int = Field(default=1, ge=0)
     """Fewest replicas of the server (each with its own models and engine)."""
     max_replicas: int = Field(default=1, ge=1)

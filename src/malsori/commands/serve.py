@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ray.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="Ray cluster to join (auto, ray://head:10001; default: start one)",
+        help="Ray cluster to join (auto: the one this machine joined; default: start one)",
     )
     ray.add_argument("--replicas", type=int, metavar="N", help="fewest replicas (default: 1)")
     ray.add_argument(

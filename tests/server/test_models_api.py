@@ -202,3 +202,29 @@ def test_serve_refuses_a_model_that_is_not_installed(tmp_path: Path) -> None:
                            "-m", "nope"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 4
     assert done.stderr.strip().splitlines()[-1].startswith("malsori: error: unknown model 'nope'")
+
+
+def test_an_openai_realtime_session_switches_to_a_served_model(
+    serve: Any, clips: Clips, tmp_path: Path
+) -> None:
+    from .test_openai_realtime import DONE, chunks, ga_update, raw, send, until
+
+    served = serve(model={"others": ["tiny.en"]}, realtime={"burst_s": 60.0})
+    speech = raw(clips.speech, tmp_path / "speech.raw", "pcm16")
+    with served.client.websocket_connect(
+        "/v1/realtime?intent=transcription", headers=served.auth()
+    ) as ws:
+        assert ws.receive_json()["type"] == "session.created"
+        send(ws, ga_update(turn_detection=None, transcription={"model": "tiny.en",
+                                                               "language": "en"}))  # fmt: skip
+        assert ws.receive_json()["type"] == "session.updated"
+        for audio in chunks(speech, "pcm16"):
+            send(ws, {"type": "input_audio_buffer.append", "audio": audio})
+        send(ws, {"type": "input_audio_buffer.commit"})
+        done = until(ws, DONE)[-1]
+        assert len(set(SPEECH_WORDS) & words_of(done["transcript"])) >= 2, done
+        send(ws, ga_update(transcription={"model": "large-v9"}))
+        error = until(ws, "error")[-1]["error"]
+    assert "'large-v9' is not served here" in error["message"]
+    metrics = served.client.get("/metrics").text
+    assert 'malsori_model_loads_total{model="tiny.en"} 1.0' in metrics  # the turn used tiny.en

@@ -113,6 +113,11 @@ class ModelManager:
     # --- names ---------------------------------------------------------------------------
 
     @property
+    def served(self) -> tuple[str, ...]:
+        """The served models' ids, the default first."""
+        return tuple(self._entries)
+
+    @property
     def ids(self) -> tuple[str, ...]:
         """Every id a request may name: the models, then the default one's aliases."""
         return (*self._entries, *self.aliases)
@@ -330,7 +335,7 @@ class ModelManager:
             )
 
     def statuses(self) -> list[ModelStatus]:
-        return [self.status(mid) for mid in self._entries]
+        return [self.status(mid) for mid in self.served]
 
     def loaded(self, model_id: str | None = None) -> Loaded | None:
         """The model's loaded state now, without loading it (None when unloaded)."""

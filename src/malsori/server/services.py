@@ -160,7 +160,7 @@ def model_manager(
         idle_ttl_s=m.idle_ttl_s,
         load_wait_s=m.load_wait_s,
     )
-    metrics.watch_models(list(manager.ids[: len(manager.ids) - len(manager.aliases)]))
+    metrics.watch_models(list(manager.served))
     return manager
 
 

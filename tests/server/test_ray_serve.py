@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from malsori.server.ray_serve import RAY_MODULES, plan
+from malsori.server.ray_serve import RAY_MODULES, build_application, plan
 from malsori.server.settings import ServerSettings
 
 from .helpers import SPEECH_WORDS, Clips, words_of
@@ -94,3 +94,18 @@ def test_serve_on_a_local_ray_instance(tmp_path: Path, clips: Clips) -> None:
         if proc.poll() is None:  # only on failure: end what this test started
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
+
+
+@needs_ray
+def test_ray_serve_accepts_the_deployment_it_is_given() -> None:
+    """Ray Serve validates the options (replica counts, autoscaling, actor options) when the
+    deployment is built: no Ray instance needed."""
+    settings = ServerSettings(ray={"min_replicas": 0, "max_replicas": 3})
+    app = build_application(settings, plan(settings, cluster_gpus=1))
+    deployment = app._bound_deployment
+    assert deployment.name == "malsori"
+    config = deployment._deployment_config
+    assert config.autoscaling_config.min_replicas == 0
+    assert config.autoscaling_config.max_replicas == 3
+    assert config.max_ongoing_requests == 64
+    assert deployment.ray_actor_options["num_gpus"] == 1

@@ -42,7 +42,8 @@ def test_the_plan_fixes_or_autoscales_replicas_and_takes_a_gpu_when_there_is_one
     )
     assert scaled.replicas == {
         "autoscaling_config": {"min_replicas": 1, "initial_replicas": 1, "max_replicas": 4,
-                               "target_ongoing_requests": 3.0},
+                               "target_ongoing_requests": 3.0, "upscale_delay_s": 30.0,
+                               "downscale_delay_s": 600.0},
     }  # fmt: skip
     assert scaled.actor_options["num_gpus"] == 1
     cpu_only = plan(ServerSettings(ray={"gpus_per_replica": 0}), cluster_gpus=2)

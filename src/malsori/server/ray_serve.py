@@ -66,6 +66,8 @@ def plan(settings: ServerSettings, cluster_gpus: float) -> RayPlan:
                 "initial_replicas": max(1, r.min_replicas),
                 "max_replicas": r.max_replicas,
                 "target_ongoing_requests": r.target_ongoing_requests,
+                "upscale_delay_s": r.upscale_delay_s,
+                "downscale_delay_s": r.downscale_delay_s,
             }
         }
     gpus = r.gpus_per_replica if r.gpus_per_replica is not None else (1 if cluster_gpus else 0)

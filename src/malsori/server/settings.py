@@ -222,6 +222,10 @@ class RaySettings(_Group):
     target_ongoing_requests: float = Field(default=8.0, gt=0)
     """Requests in progress per replica (queued or running) that autoscaling aims for; each
     replica's engine batches the ones it holds."""
+    upscale_delay_s: float = Field(default=30.0, ge=0)
+    """How long the load must stay above the target before a replica is added."""
+    downscale_delay_s: float = Field(default=600.0, ge=0)
+    """How long the load must stay below the target before a replica is removed."""
     max_ongoing_requests: int = Field(default=64, ge=1)
     """Requests one replica takes at once; more wait in Ray Serve's proxy. Live streams hold
     one for their whole length."""

@@ -110,3 +110,17 @@ def test_ray_serve_accepts_the_deployment_it_is_given() -> None:
     assert config.autoscaling_config.max_replicas == 3
     assert config.max_ongoing_requests == 64
     assert deployment.ray_actor_options["num_gpus"] == 1
+
+
+def test_serve_ray_without_the_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import sys
+
+    from malsori import cli
+
+    monkeypatch.setitem(sys.modules, "aiohttp_cors", None)
+    assert cli.main(["serve", "--ray", "-m", "tiny.en", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "`malsori serve --ray` needs the ray extra" in err
+    assert "pip install 'malsori[ray]'" in err and "aiohttp_cors" in err

@@ -228,3 +228,19 @@ def test_an_openai_realtime_session_switches_to_a_served_model(
     assert "'large-v9' is not served here" in error["message"]
     metrics = served.client.get("/metrics").text
     assert 'malsori_model_loads_total{model="tiny.en"} 1.0' in metrics  # the turn used tiny.en
+
+
+def test_serve_says_in_one_line_what_would_stop_its_startup(tmp_path: Path) -> None:
+    import subprocess
+
+    from .test_real_server import MALSORI
+
+    done = subprocess.run([*MALSORI, "serve", "--data-dir", str(tmp_path), "--device", "cpu",
+                           "--compute-type", "float16"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("malsori: error: compute type 'float16' is not supported on cpu")
+    )

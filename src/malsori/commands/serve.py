@@ -125,6 +125,7 @@ def run_serve(args: argparse.Namespace) -> int:
     require_server_extra("serve")
     import uvicorn
 
+    from ..model import resolve_compute_type, resolve_device
     from ..server import create_app
     from ..server.logs import configure_logging
     from ..server.protocol import header_timeout_protocol
@@ -134,9 +135,12 @@ def run_serve(args: argparse.Namespace) -> int:
     configure_logging("debug" if args.verbose else settings.log_level)
     if not settings.auth.enabled:
         logger.warning("authentication is OFF (--no-auth): anyone reaching the port may use it")
-    served_models([settings.model.name, *settings.model.others])  # each installed: one line if not
+    # What would stop the startup, said in one line now: models not installed, no such device
+    # (on Ray the replicas' machines have the devices, not necessarily this one).
+    served_models([settings.model.name, *settings.model.others])
     if args.ray:
         return _serve_on_ray(settings)
+    resolve_compute_type(settings.model.compute_type, resolve_device(settings.model.device))
     app = create_app(settings)  # loads the default model at startup (model.preload)
     uvicorn.run(
         app,

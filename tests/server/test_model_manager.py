@@ -16,7 +16,7 @@ import pytest
 from malsori import load_model
 from malsori.engine import Engine, Priority
 from malsori.model import Model
-from malsori.server.exceptions import ModelBusyError, UnknownModelError
+from malsori.server.exceptions import ModelBusyError, NotReadyError, UnknownModelError
 from malsori.server.metrics import Metrics
 from malsori.server.models import ManagedDecoder, ModelManager
 
@@ -97,6 +97,24 @@ def test_concurrent_first_requests_load_a_model_once() -> None:
     assert sample(metrics, "malsori_model_loaded", model="b") == 1.0
     assert sample(metrics, "malsori_model_load_seconds_count", model="b") == 1.0
     assert (sample(metrics, "malsori_model_load_seconds_sum", model="b") or 0) >= 0.5
+
+
+def test_a_slow_load_is_waited_for_beyond_the_budget_wait() -> None:
+    m, loads, _ = manager(slow_load_s=1.0, load_wait_s=0.1, max_loaded=1)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            m.load("a")
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=first) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and loads == {"a": 1}  # waited for the one load, not refused
 
 
 def test_budget_evicts_the_least_recently_used_idle_model() -> None:
@@ -215,7 +233,7 @@ def test_close_unloads_everything_and_refuses_more() -> None:
     m.load("a")
     m.close()
     assert loaded_ids(m) == []
-    with pytest.raises(ModelBusyError, match="stopping"):
+    with pytest.raises(NotReadyError, match="stopping"):
         m.load("a")
 
 

@@ -28,7 +28,7 @@ from ..engine import Engine, Priority
 from ..model import Model
 from ..options import TranscribeOptions
 from ..results import Transcript
-from .exceptions import ModelBusyError, UnknownModelError
+from .exceptions import ModelBusyError, NotReadyError, UnknownModelError
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -171,16 +171,18 @@ class ModelManager:
         with self._cond:
             while True:
                 if self._closed:
-                    raise ModelBusyError("the server is stopping", retry_after=5)
+                    raise NotReadyError("the server is stopping")
                 if entry.loaded is not None:
                     entry.in_use += 1
                     entry.last_used = self.clock()
                     return entry, entry.loaded
-                if not entry.loading:
-                    room, victim = self._make_room()
-                    if room:
-                        entry.loading = True
-                        break
+                if entry.loading:  # by another request: it ends loaded or failed, however long
+                    self._cond.wait()
+                    continue
+                room, victim = self._make_room()
+                if room:
+                    entry.loading = True
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._busy(entry)

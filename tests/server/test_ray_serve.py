@@ -1,10 +1,12 @@
 """``malsori serve --ray`` on a local Ray instance: one replica of the same app behind Ray Serve's
-HTTP proxy on a free port, one real transcription (``tiny.en``) through it, then a clean stop.
+HTTP proxy on a free port, one real transcription (``tiny.en``) and one live stream through it,
+then a clean stop.
 Skipped only when ``ray[serve]`` is not installed; bounded in time."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -87,6 +89,21 @@ def test_serve_on_a_local_ray_instance(tmp_path: Path, clips: Clips) -> None:
         assert body["language"] == "english" and body["duration"] > 2
         models = httpx.get(f"{url}/v1/models").json()["data"]
         assert {m["id"]: m["loaded"] for m in models}["tiny.en"] is True
+        # a live stream over the WebSocket, through Serve's proxy
+        from websockets.sync.client import connect
+
+        from .test_realtime import CHUNK, check_events, pcm16
+
+        data = pcm16(clips.speech)
+        with connect(f"ws://127.0.0.1:{port}/v1/realtime?language=en", open_timeout=30) as ws:
+            assert json.loads(ws.recv(timeout=60))["type"] == "ready"
+            for i in range(0, len(data), CHUNK):
+                ws.send(data[i : i + CHUNK])
+            ws.send(json.dumps({"type": "stop"}))
+            events = []
+            while not events or events[-1]["type"] not in ("end", "error"):
+                events.append(json.loads(ws.recv(timeout=60)))
+        assert len(set(SPEECH_WORDS) & words_of(check_events(events))) >= 2, events[-1]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(90) == 0, log.read_text()
         with pytest.raises(httpx.HTTPError):  # the proxy went with the local instance

@@ -99,5 +99,15 @@ class OutputBusyError(OutputError):
     """Another batch job is writing to the same output folder."""
 
 
+class SpeakerReferenceError(InputError):
+    """A known speaker's reference recording is not audio or holds no speech."""
+
+
+class DiarizationError(MalsoriError):
+    """Speaker diarization could not run (the transcript itself is kept, without speakers)."""
+
+    exit_code = 3
+
+
 class SubtitleFileError(InputError):
     """A subtitle file that cannot be read: not text, not SRT or WebVTT, broken timestamps."""

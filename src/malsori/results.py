@@ -20,18 +20,29 @@ class Word:
     end: float
     word: str  # as decoded, with its leading space if any
     probability: float
+    speaker: str | None = None  # who said it, when diarized (a name or "SPEAKER_1", ...)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "word": self.word,
             "probability": round(self.probability, 4),
         }
+        if self.speaker is not None:
+            d["speaker"] = self.speaker
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Word:
-        return cls(float(d["start"]), float(d["end"]), str(d["word"]), float(d["probability"]))
+        speaker = d.get("speaker")
+        return cls(
+            float(d["start"]),
+            float(d["end"]),
+            str(d["word"]),
+            float(d["probability"]),
+            None if speaker is None else str(speaker),
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Segment:
     # window it was decoded in starts, as openai-whisper's ``seek``.
     tokens: tuple[int, ...] = ()
     seek: int = 0
+    speaker: str | None = None  # who said it, when diarized (a name or "SPEAKER_1", ...)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -71,6 +83,8 @@ class Segment:
             "temperature": self.temperature,
             "flags": list(self.flags),
         }
+        if self.speaker is not None:
+            d["speaker"] = self.speaker
         if self.words:
             d["words"] = [w.to_dict() for w in self.words]
         return d
@@ -88,6 +102,7 @@ class Segment:
             compression_ratio=float(d.get("compression_ratio", 0.0)),
             temperature=float(d.get("temperature", 0.0)),
             flags=tuple(d.get("flags", ())),
+            speaker=None if d.get("speaker") is None else str(d["speaker"]),
         )
 
 

@@ -32,11 +32,18 @@ def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool =
 
 
 class TimedText(NamedTuple):
-    """What a subtitle writer writes: a cue's times and its text (lines joined by newlines)."""
+    """What a subtitle writer writes: a cue's times, its text (lines joined by newlines) and,
+    when diarized, its speaker."""
 
     start: float
     end: float
     text: str
+    speaker: str | None = None
+
+
+def speaker_tag(speaker: str | None) -> str:
+    """``"[SPEAKER_1] "`` (or the name) before a diarized line in txt, SRT and TSV; else empty."""
+    return "" if speaker is None else f"[{speaker}] "
 
 
 def _cue_text(text: str) -> str:
@@ -81,8 +88,8 @@ def subtitle_cues(transcript: Transcript) -> list[TimedText]:
     """The cues the SRT and VTT writers write: built under the profile, or one per segment."""
     profile = subtitle_profile(transcript)
     if profile is None:
-        return [TimedText(s.start, s.end, s.text) for s in _cues(transcript)]
-    return [TimedText(c.start, c.end, c.text) for c in built_cues(transcript, profile)]
+        return [TimedText(s.start, s.end, s.text, s.speaker) for s in _cues(transcript)]
+    return [TimedText(c.start, c.end, c.text, c.speaker) for c in built_cues(transcript, profile)]
 
 
 class Writer:
@@ -103,7 +110,7 @@ class TxtWriter(Writer):
     name = extension = "txt"
 
     def render(self, transcript: Transcript) -> str:
-        return "".join(f"{s.text.strip()}\n" for s in _cues(transcript))
+        return "".join(f"{speaker_tag(s.speaker)}{s.text.strip()}\n" for s in _cues(transcript))
 
 
 class SrtWriter(Writer):
@@ -118,7 +125,8 @@ class SrtWriter(Writer):
         for i, c in enumerate((c for c in cues if c.text.strip()), start=1):
             start = format_timestamp(c.start, decimal=",", always_hours=True)
             end = format_timestamp(c.end, decimal=",", always_hours=True)
-            blocks.append(f"{i}\n{start} --> {end}\n{_cue_text(c.text)}\n")
+            text = speaker_tag(c.speaker) + _cue_text(c.text)
+            blocks.append(f"{i}\n{start} --> {end}\n{text}\n")
         return "\n".join(blocks)
 
 
@@ -135,7 +143,8 @@ class VttWriter(Writer):
             if c.text.strip():
                 start = format_timestamp(c.start, always_hours=True)
                 end = format_timestamp(c.end, always_hours=True)
-                blocks.append(f"{start} --> {end}\n{_cue_text(c.text)}\n")
+                voice = "" if c.speaker is None else f"<v {c.speaker}>"  # WebVTT voice span
+                blocks.append(f"{start} --> {end}\n{voice}{_cue_text(c.text)}\n")
         return "\n".join(blocks)
 
 
@@ -148,7 +157,7 @@ class TsvWriter(Writer):
     def render(self, transcript: Transcript) -> str:
         rows = ["start\tend\ttext"]
         for s in _cues(transcript):
-            text = " ".join(s.text.split())
+            text = speaker_tag(s.speaker) + " ".join(s.text.split())
             rows.append(f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{text}")
         return "\n".join(rows) + "\n"
 

@@ -40,7 +40,7 @@ def test_unknown_option_names_the_nearest_spelling(
     ("args", "message"),
     [
         (("--device", "mps"), "device 'mps' is not available"),
-        (("--hf_token", "x"), "speaker diarization is not available"),
+        (("--speaker_name", "Talker"), "--speaker NAME=FILE"),
         (("--max_line_width", "0"), "--max_line_width must be at least 1"),
     ],
 )

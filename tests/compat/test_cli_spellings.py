@@ -173,10 +173,31 @@ def test_verbose_after_the_command_and_true_after_a_switch() -> None:
     assert args.inputs == ["a.flac"] and args.live_verbose is True and args.vad is False
 
 
+def test_diarization_spellings_of_whisper_ctranslate2_and_whisperx() -> None:
+    args = parse("transcribe", "a.wav", "--hf_token", "hf_abc", "--speaker_num", "3")
+    assert args.diarize is True and args.num_speakers == 3
+    args = parse("transcribe", "a.wav", "--diarize", "--min_speakers", "2", "--max_speakers", "4")
+    assert args.diarize is True and (args.min_speakers, args.max_speakers) == (2, 4)
+    assert parse("transcribe", "a.wav", "--hf_token", "").diarize is False  # no token: none
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("--hf_token", "abc"), "--hf_token: speaker diarization is not available"),
+        (("--speaker_num", "2"), "speaker options need --diarize"),
+    ],
+)
+def test_speaker_options_without_diarization(argv: tuple[str, ...], message: str) -> None:
+    from malsori.commands.speakers import diarize_options_from_args
+
+    with pytest.raises(InvalidOptionError, match=message):
+        diarize_options_from_args(parse("transcribe", "a.wav", *argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--speaker_name", "Talker"), "--speaker_name: malsori labels speakers"),
         (("--live_transcribe", "True"), "malsori live"),
         (("--vad_filter=maybe",), "--vad_filter takes True or False, got 'maybe'"),
     ],

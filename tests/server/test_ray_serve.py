@@ -141,3 +141,20 @@ def test_serve_ray_without_the_extra_names_it(
     err = capsys.readouterr().err
     assert "`malsori serve --ray` needs the ray extra" in err
     assert "pip install 'malsori[ray]'" in err and "aiohttp_cors" in err
+
+
+def test_each_replica_checks_uploads_in_its_own_spool(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from malsori.server.ray_serve import replica_settings
+
+    shared = ServerSettings(data_dir=tmp_path)
+    one = replica_settings(shared, SimpleNamespace(unique_id="a1"))
+    two = replica_settings(shared, SimpleNamespace(unique_id="b2"))
+    assert one.spool_dir == tmp_path / "uploads" / "replica-a1"
+    assert two.spool_dir == tmp_path / "uploads" / "replica-b2"
+    assert one.data_dir == two.data_dir == tmp_path  # jobs and their audio stay shared
+    local = ServerSettings(data_dir=tmp_path, spool_dir=tmp_path / "local")
+    assert replica_settings(local, SimpleNamespace(unique_id="c3")).spool_dir == (
+        tmp_path / "local" / "replica-c3"
+    )

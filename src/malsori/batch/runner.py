@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ..diarize.options import DiarizeOptions
+from ..diarize.run import diarize_or_keep
 from ..errors import InvalidOptionError, MalsoriError, OutputError
 from ..options import FULL_ENCODER_WINDOW_S, TranscribeOptions
 from ..results import Transcript
@@ -54,6 +56,8 @@ class BatchOptions:
     batch_size: int = 8
     # Threads decoding audio and running VAD ahead of the model (packed engine).
     decode_workers: int = 2
+    # Label speakers in every file's outputs (None: no diarization).
+    diarize: DiarizeOptions | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
@@ -171,6 +175,14 @@ def save_result(
     return outcome
 
 
+def with_speakers(transcript: Transcript, item: BatchInput, diarize: DiarizeOptions) -> Transcript:
+    """The transcript with speakers; without them (and a warning) when diarization fails."""
+    labelled, error = diarize_or_keep(transcript, item.source, diarize)
+    if error is not None:
+        logger.warning("no speaker labels for %s: %s", item.source, error)
+    return labelled
+
+
 def run_batch(
     model: Model,
     items: Sequence[BatchInput],
@@ -199,6 +211,8 @@ def run_batch(
         delivered: set[int] = set()
 
         def deliver(index: int, result: Transcript | MalsoriError) -> None:
+            if isinstance(result, Transcript) and batch.diarize is not None:
+                result = with_speakers(result, todo[index], batch.diarize)
             outcome = save_result(plan, todo[index], result)
             delivered.add(index)
             outcomes.append(outcome)

@@ -18,8 +18,10 @@ def register_all(sub: argparse._SubParsersAction) -> None:
         models,
         quantize,
         serve,
+        speakers,
         subtitles,
         transcribe,
+        worker,
     )
     from . import eval as eval_command  # "eval" alone would shadow the builtin
 
@@ -28,9 +30,11 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     batch.register(sub)
     eval_command.register(sub)
     serve.register(sub)
+    worker.register(sub)
     keys.register(sub)
     finetune.register(sub)
     convert.register(sub)
     quantize.register(sub)
     live.register(sub)
     subtitles.register(sub)
+    speakers.register(sub)

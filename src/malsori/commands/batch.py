@@ -15,7 +15,7 @@ from ..batch.progress import Progress
 from ..batch.records import job_lock
 from ..batch.runner import ENGINES, LOG_FILE, REPORTED, BatchOptions, load_batch_model, run_batch
 from ..batch.summary import FileOutcome
-from ..errors import OutputError
+from ..errors import InvalidOptionError, OutputError
 from ..writers import FORMATS, parse_formats
 from .common import (
     add_decode_arguments,
@@ -24,6 +24,7 @@ from .common import (
     options_from_args,
     with_subtitle_words,
 )
+from .speakers import add_diarize_arguments, diarize_options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar, no per-file messages; only the summary")  # fmt: skip
     add_subtitle_arguments(p)
+    add_diarize_arguments(p)
     p.set_defaults(handler=run_batch_command)
 
 
@@ -132,6 +134,11 @@ def run_batch_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     formats = parse_formats(args.output_format)
     options = with_subtitle_words(options_from_args(args), formats)
+    diarize = diarize_options_from_args(args)
+    if diarize is not None:
+        if args.ray:
+            raise InvalidOptionError("--diarize is not available with --ray yet")
+        options = options.replace(word_timestamps=True)  # speakers are given word by word
     batch = BatchOptions(
         output_dir=Path(args.output_dir),
         formats=formats,
@@ -139,6 +146,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         force=args.force,
         batch_size=args.batch_size,
         decode_workers=args.decode_workers,
+        diarize=diarize,
     )
     items = discover(
         args.inputs, manifests=args.manifest, include=args.include, exclude=args.exclude

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="TCP port (default: 8000)")
     p.add_argument("--workers", type=int, help="transcription worker threads (default: 1)")
     p.add_argument("--data-dir", help="jobs database, job audio and spool files")
+    p.add_argument("--spool-dir", help="uploads being checked (default: DATA_DIR/uploads)")
+    p.add_argument("--no-workers", action="store_true",
+                   help="API only: leave jobs to `malsori worker` processes")  # fmt: skip
     p.add_argument("--no-auth", action="store_true",
                    help="accept requests without an API key (local use only)")  # fmt: skip
     p.add_argument("-m", "--model", action="append", metavar="MODEL",
@@ -82,7 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line, nested as ``ServerSettings`` expects."""
-    top = {k: getattr(args, k) for k in ("host", "port", "workers", "data_dir", "log_level")}
+    names = ("host", "port", "workers", "data_dir", "spool_dir", "log_level")
+    top: dict[str, Any] = {k: getattr(args, k) for k in names}
+    if args.no_workers:
+        top["job_workers"] = False
     groups: dict[str, dict[str, Any]] = {
         "model": {"name": args.model[0] if args.model else None,
                   "others": args.model[1:] if args.model and len(args.model) > 1 else None,

@@ -14,12 +14,13 @@ from typing import Any
 from .._version import __version__
 from ..audio import STDIN, check_path, probe
 from ..compat.whisper_output import WhisperLayout, whisper_writers
+from ..diarize.options import DiarizeOptions
 from ..errors import InvalidOptionError, MalsoriError, OutputError
 from ..languages import LANGUAGES, language_name
 from ..model import DEVICES, resolve_device
 from ..options import TranscribeOptions
 from ..results import Segment
-from ..writers import FORMATS, Writer, get_writer, parse_formats, write_outputs
+from ..writers import FORMATS, Writer, get_writer, parse_formats, speaker_tag, write_outputs
 from .common import (
     add_decode_arguments,
     add_model_arguments,
@@ -31,6 +32,7 @@ from .common import (
     segment_line,
     with_subtitle_words,
 )
+from .speakers import add_diarize_arguments, diarize_for_cli, diarize_options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="colour the live transcript's words by confidence (word timestamps)",
     )
     add_subtitle_arguments(p)
+    add_diarize_arguments(p)
     w = p.add_argument_group(
         "whisper's subtitle layout (its meaning; turns word timestamps on)",
         "--max_line_width N: characters per line (whisper's spelling only: malsori's "
@@ -282,8 +285,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     directory, formats = _output_plan(args, args.inputs)
     layout = _layout(args)
     options = with_subtitle_words(options_from_args(args), formats)
-    if layout.active and not options.word_timestamps:
-        options = options.replace(word_timestamps=True)
+    diarize = diarize_options_from_args(args)
+    if (layout.active or diarize is not None) and not options.word_timestamps:
+        options = options.replace(word_timestamps=True)  # speakers are given word by word
     writers = whisper_writers(
         layout, whisper_files=args.whisper_defaults, pretty_json=args.pretty_json
     )
@@ -294,8 +298,18 @@ def run_transcribe(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     options.check_model(multilingual=model.multilingual, model_name=model.name)
     with _decoder(args, model) as decoder:
-        plan = (directory, formats, writers)
+        plan = _Plan(directory, formats, writers, diarize)
         return _transcribe_all(args, decoder, inputs, options, plan, failures)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where and how each transcript goes: folder, formats, writers, speakers."""
+
+    directory: str | None
+    formats: tuple[str, ...]
+    writers: dict[str, Writer]
+    diarize: DiarizeOptions | None
 
 
 def _transcribe_all(
@@ -303,23 +317,28 @@ def _transcribe_all(
     decoder: Any,
     inputs: list[str],
     options: TranscribeOptions,
-    plan: tuple[str | None, tuple[str, ...], dict[str, Writer]],
+    plan: _Plan,
     failures: _Failures,
 ) -> int:
-    directory, formats, writers = plan
+    directory, formats, writers = plan.directory, plan.formats, plan.writers
     to_stdout = directory == "-"
     for source in inputs:
         if len(inputs) > 1 and not args.quiet:
             print(f"==> {source}", file=sys.stderr, flush=True)
-        live = _Live(source, enabled=not args.quiet, show_lines=not args.quiet and not to_stdout,
+        # With --diarize the lines are printed once the speakers are known.
+        show_lines = not args.quiet and not to_stdout and plan.diarize is None
+        live = _Live(source, enabled=not args.quiet, show_lines=show_lines,
                      colours=args.print_colors)  # fmt: skip
         try:
-            transcript = decoder.transcribe(source, options, on_segment=live)
+            # Diarization reads the audio again: standard input is read once, for both.
+            audio = sys.stdin.buffer.read() if source == STDIN and plan.diarize else source
+            transcript = decoder.transcribe(audio, options, on_segment=live)
         except MalsoriError as e:
             live.close()
             failures.add(e, source)
             continue
         live.close()
+        transcript = diarize_for_cli(transcript, audio, plan.diarize, source)
         if not transcript.segments and not args.quiet:
             print(f"malsori: {source}: no speech found", file=sys.stderr)
         if to_stdout:
@@ -334,7 +353,11 @@ def _transcribe_all(
             if not args.quiet:
                 print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
         elif args.quiet:  # nothing printed live and no files: print the text itself
-            print(transcript.text)
+            text = get_writer("txt").render(transcript) if plan.diarize else transcript.text + "\n"
+            sys.stdout.write(text)
+        elif plan.diarize is not None:
+            for seg in transcript.segments:
+                print(segment_line(seg.start, seg.end, speaker_tag(seg.speaker) + seg.text))
         if not args.quiet:
             lang = transcript.language
             how = f"detected, p={lang.probability:.2f}" if lang.detected else "given"

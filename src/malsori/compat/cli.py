@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from ..errors import InvalidOptionError
 
-Kind = Literal["value", "bool", "refuse"]
+# "value": the option and its value; "bool": a switch that may take True/False; "enable": an
+# option whose value only switches ``target`` on (any value but "" or None); "refuse": one line.
+Kind = Literal["value", "bool", "enable", "refuse"]
 
 # Words a switch may be followed by (whisper takes True/False, whisper-ctranslate2 any case).
 BOOL_WORDS: dict[str, bool] = {
@@ -44,7 +46,10 @@ class Spelling:
     none: str | None = None
 
 
-_DIARIZATION = "speaker diarization is not available in malsori yet"
+_SPEAKER_NAME = (
+    "malsori labels speakers SPEAKER_1, SPEAKER_2 ...; to name them, give their voices with "
+    "--speaker NAME=FILE (docs/diarization.md)"
+)
 _LIVE = "live transcription from a microphone is `malsori live` (see malsori live --help)"
 
 SPELLINGS: dict[str, Spelling] = {
@@ -102,10 +107,15 @@ SPELLINGS: dict[str, Spelling] = {
         Spelling("--vad_max_speech_duration_s", "--vad-max-speech-s", none=DROP),
         Spelling("--vad_min_silence_duration_ms", "--vad-min-silence-ms", none=DROP),
         Spelling("--vad_speech_pad_ms", "--vad-speech-pad-ms", none=DROP),
+        # speaker diarization: whisper-ctranslate2 diarizes when given a Hugging Face token (for
+        # pyannote's weights); malsori's speaker encoder is installed, so the token only says
+        # "diarize". whisperX's spellings too.
+        Spelling("--hf_token", "--diarize", "enable"),
+        Spelling("--speaker_num", "--num-speakers", none=DROP),
+        Spelling("--min_speakers", "--min-speakers", none=DROP),
+        Spelling("--max_speakers", "--max-speakers", none=DROP),
         # what malsori cannot do here
-        Spelling("--hf_token", _DIARIZATION, "refuse"),
-        Spelling("--speaker_name", _DIARIZATION, "refuse"),
-        Spelling("--speaker_num", _DIARIZATION, "refuse"),
+        Spelling("--speaker_name", _SPEAKER_NAME, "refuse"),
         Spelling("--live_transcribe", _LIVE, "refuse"),
         Spelling("--live_volume_threshold", _LIVE, "refuse"),
         Spelling("--live_input_device", _LIVE, "refuse"),
@@ -201,6 +211,10 @@ def translate_args(args: Sequence[str], switches: Switches) -> list[str]:
             value, i = following, i + 1
         else:
             value = None  # argparse says the value is missing
+        if spelling.kind == "enable":
+            if value not in (None, "", "None") and spelling.target not in out:
+                out.append(spelling.target)
+            continue
         if value == "None" and spelling.none is not None:
             if spelling.none != DROP:
                 out += [spelling.target, spelling.none]

@@ -15,12 +15,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, event, text
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .exceptions import NotReadyError
+from .logs import redact
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +110,13 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(80), default=None)  # process running it
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+# Job columns added after the first release, with their SQL types: ``Database`` adds them to an
+# older database (all nullable, so old rows need no value).
+ADDED_JOB_COLUMNS = {"lease_owner": "VARCHAR(80)", "lease_expires_at": "TIMESTAMP"}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -123,7 +141,30 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            self._create_schema()
+        except OperationalError as e:
+            first = str(e.orig or e).strip().splitlines()[0]
+            raise NotReadyError(f"database unreachable: {redact(first)}") from e
+        except (IntegrityError, ProgrammingError):  # another process made a table just now
+            logger.info("the schema changed while it was being created; checking it again")
+            self._create_schema()
+
+    def _create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older malsori up to date (``ADDED_JOB_COLUMNS``)."""
+        present = {c["name"] for c in inspect(self.engine).get_columns(JobRow.__tablename__)}
+        missing = {k: v for k, v in ADDED_JOB_COLUMNS.items() if k not in present}
+        if not missing:
+            return
+        if_missing = "IF NOT EXISTS " if self.engine.dialect.name == "postgresql" else ""
+        with self.engine.begin() as conn:
+            for name, sql_type in missing.items():
+                conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {if_missing}{name} {sql_type}"))
+        logger.info("added column(s) %s to the jobs table", ", ".join(missing))
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

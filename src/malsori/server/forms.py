@@ -27,11 +27,16 @@ from .uploads import CheckedAudio, display_name
 P = TypeVar("P", bound=BaseModel)
 
 MAX_FIELDS = 32
-MAX_FIELD_BYTES = 64 * 1024
-FORM_OVERHEAD_BYTES = 256 * 1024  # room for the other fields and multipart headers in a body
+# A text field: room for a known speaker's reference recording as a data URL (about 30 s of
+# 16 kHz WAV in base64; OpenAI asks for 2-10 s).
+MAX_FIELD_BYTES = 1024 * 1024
+# Room for the other fields and multipart headers in a body: four references and the rest.
+FORM_OVERHEAD_BYTES = 4 * MAX_FIELD_BYTES + 256 * 1024
 FILE_FIELD = "file"
 MULTIPART = b"multipart/form-data"
-_LIST_FIELDS = frozenset({"timestamp_granularities", "include"})
+_LIST_FIELDS = frozenset(
+    {"timestamp_granularities", "include", "known_speaker_names", "known_speaker_references"}
+)
 
 
 class _UploadParser(MultiPartParser):

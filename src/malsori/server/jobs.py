@@ -1,9 +1,11 @@
 """Durable jobs: stored in the database with their audio on disk, run by the worker pool.
 
 A job is accepted only when a queue slot is free and its audio decodes; then its row is committed
-(``queued``) before the client hears back, so an accepted job survives a crash. Workers claim a job
-atomically (``queued`` -> ``running``); a restart puts ``running`` jobs back to ``queued`` and
-queues them all again, in the order they came. A job that keeps killing the server is failed after
+(``queued``) before the client hears back, so an accepted job survives a crash. A process with job
+workers runs the jobs it accepted and, every ``poll_interval_s``, claims more from the database
+while it has room: jobs accepted by API-only replicas, and jobs whose process died (their lease
+ran out). Claims, renewals and the owner check on every write are in ``leases.py``; a clean stop
+hands running jobs back to the queue. A job that keeps killing its process is failed after
 ``max_attempts`` runs. Finished audio is deleted after a retention period; results stay until
 their own retention (if any) or until the job is deleted. Completion calls ``callback_url`` once.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +25,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import defer
 
 from .. import __version__
+from ..diarize.options import DiarizeOptions
 from ..engine import Priority
 from ..errors import MalsoriError
 from ..options import TranscribeOptions
@@ -36,6 +41,7 @@ from .exceptions import (
     JobNotFoundError,
     TranscriptionCancelled,
 )
+from .leases import JobLeases, process_name
 from .logs import redact
 from .netguard import CallbackGuard, CallbackRefusedError
 from .scheduler import Slot, WorkerPool, WorkItem
@@ -43,6 +49,7 @@ from .settings import JobSettings
 from .transcriber import Transcriber
 from .uploads import CheckedAudio, UploadSpool
 
+DIARIZE_KEY = "diarize"  # the job's diarization, stored beside its TranscribeOptions
 logger = logging.getLogger(__name__)
 
 FINISHED = ("completed", "failed")
@@ -103,14 +110,29 @@ class JobService:
         pool: WorkerPool,
         settings: JobSettings,
         clock: Clock = utcnow,
+        *,
+        runs_jobs: bool = True,
+        owner: str | None = None,
     ):
+        """``runs_jobs``: this process runs jobs (off: API only, jobs wait for workers);
+        ``owner``: this process's name in the leases it takes (default: host, pid, random)."""
         self.db = db
         self.spool = spool
         self.transcriber = transcriber
         self.pool = pool
         self.settings = settings
         self.clock = clock
+        self.runs_jobs = runs_jobs
+        self.leases = JobLeases(
+            db,
+            owner or process_name(),
+            lease_s=settings.lease_s,
+            max_attempts=settings.max_attempts,
+            clock=clock,
+        )
         self._cancels: dict[str, threading.Event] = {}
+        self._local: set[str] = set()  # jobs in this process's pool, waiting or running
+        self._renewed = time.monotonic()  # when the leases were last renewed
         self._lock = threading.Lock()
         self._callbacks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="malsori-callback")
         self.callback_guard = CallbackGuard(
@@ -129,18 +151,22 @@ class JobService:
         filename: str,
         callback_url: str | None,
         request_id: str,
+        diarize: DiarizeOptions | None = None,
         model: str | None = None,
     ) -> JobView:
         """Store and queue a job for checked audio in the queue slot reserved for it, to run
         with ``model`` (None: the default one)."""
         job_id = "job_" + uuid.uuid4().hex
+        stored = options.to_dict()
+        if diarize is not None:  # kept with the options, known voices as embeddings
+            stored[DIARIZE_KEY] = diarize.to_dict()
         row = JobRow(
             id=job_id,
             owner=owner,
             status="queued",
             task=options.task,
             model=self.transcriber.check_model(model),
-            options_json=json.dumps(options.to_dict()),
+            options_json=json.dumps(stored),
             filename=filename,
             audio_bytes=audio.size,
             duration=audio.duration,
@@ -155,7 +181,8 @@ class JobService:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        slot.submit(self._work_item(job_id, request_id))
+        if self.runs_jobs:  # otherwise the slot goes unused: the job waits for a worker
+            slot.submit(self._work_item(job_id, request_id))
         logger.info("job %s queued (%.1f s of audio)", job_id, audio.duration)
         return JobView(row)
 
@@ -214,6 +241,12 @@ class JobService:
         with self.db.session() as s:
             return int(s.scalar(query) or 0)
 
+    def waiting(self) -> int:
+        """Jobs queued in the database, every replica's (for the metrics)."""
+        query = select(func.count()).select_from(JobRow).where(JobRow.status == "queued")
+        with self.db.session() as s:
+            return int(s.scalar(query) or 0)
+
     def result(self, owner: str, job_id: str) -> Transcript:
         with self.db.session() as s:
             row = self._owned(s, owner, job_id)
@@ -238,71 +271,83 @@ class JobService:
     # --- the server's side ----------------------------------------------------------------------
 
     def recover(self) -> int:
-        """After a (re)start: requeue interrupted and queued jobs; returns how many were queued."""
-        now = self.clock()
-        with self.db.session() as s:
-            s.execute(
-                update(JobRow)
-                .where(JobRow.status == "running", JobRow.attempts >= self.settings.max_attempts)
-                .values(
-                    status="failed",
-                    error_code="interrupted",
-                    error_message=f"the server stopped during each of "
-                    f"{self.settings.max_attempts} attempts",
-                    finished_at=now,
-                )
-            )
-            s.execute(update(JobRow).where(JobRow.status == "running").values(status="queued"))
-            ids = list(
-                s.scalars(
-                    select(JobRow.id)
-                    .where(JobRow.status == "queued")
-                    .order_by(JobRow.created_at, JobRow.id)
-                ).all()
-            )
-        for job_id in ids:
-            self.pool.submit(self._work_item(job_id, "-"), force=True)
-        if ids:
-            logger.info("requeued %d job(s) left from before the restart", len(ids))
-        return len(ids)
+        """After a (re)start: fail jobs that died in every attempt and take what fits in the pool
+        (queued jobs, and running ones whose lease ran out); returns how many were taken."""
+        if not self.runs_jobs:
+            return 0
+        self.leases.fail_exhausted()
+        taken = self.adopt()
+        if taken:
+            logger.info("took %d job(s) waiting in the database", taken)
+        return taken
 
-    def _work_item(self, job_id: str, request_id: str) -> WorkItem:
-        item = WorkItem(
-            run=lambda: self.run(job_id, item.cancel), name=job_id, request_id=request_id
-        )
+    def adopt(self) -> int:
+        """Claim as many waiting jobs as this process's pool has free workers for, and queue
+        them here; returns how many."""
+        with self._lock:
+            free = self.pool.workers - len(self._local)
+        rows = self.leases.claim_next(free)
+        for row in rows:
+            self.pool.submit(self._work_item(row.id, row.request_id or "-", row), force=True)
+        return len(rows)
+
+    def poll(self) -> None:
+        """One round of the job loop: when a third of the lease has passed, renew this process's
+        leases (stopping any run whose job was deleted or taken over) and fail exhausted jobs;
+        then take waiting ones."""
+        now = time.monotonic()
+        if now - self._renewed >= self.settings.lease_s / 3:
+            self._renewed = now
+            with self._lock:
+                running = set(self._cancels)  # claimed before this, so renew() sees them
+            held = self.leases.renew()
+            for job_id in running - held:
+                with self._lock:
+                    cancel = self._cancels.get(job_id)
+                if cancel is not None and not cancel.is_set():
+                    logger.warning("job %s: no longer held here (deleted or taken over)", job_id)
+                    cancel.set()
+            self.leases.fail_exhausted()  # a write: at the renewal pace, not every poll
+        self.adopt()
+
+    def _work_item(self, job_id: str, request_id: str, claimed: JobRow | None = None) -> WorkItem:
+        with self._lock:
+            self._local.add(job_id)
+
+        def run() -> None:
+            try:
+                self.run(job_id, item.cancel, claimed)
+            finally:
+                with self._lock:
+                    self._local.discard(job_id)
+
+        item = WorkItem(run=run, name=job_id, request_id=request_id)
         return item
 
-    def _claim(self, job_id: str) -> JobRow | None:
-        """Move a queued job to running; None when it is gone, cancelled or already taken."""
-        with self.db.session() as s:
-            claimed = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == "queued")
-                .values(status="running", started_at=self.clock(), attempts=JobRow.attempts + 1)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row: JobRow | None = s.get(JobRow, job_id)
-            return row
-
-    def run(self, job_id: str, cancel: threading.Event) -> None:
-        """Run one job to its end (called in a worker thread)."""
-        if cancel.is_set():
-            return  # the server is stopping: the job stays queued for the next start
-        row = self._claim(job_id)
-        if row is None:
+    def run(self, job_id: str, cancel: threading.Event, claimed: JobRow | None = None) -> None:
+        """Run one job to its end (called in a worker thread); ``claimed``: its row when this
+        process holds it already."""
+        if cancel.is_set():  # the server is stopping: the job stays queued for the next start
+            if claimed is not None:
+                self.leases.release(job_id)
             return
+        row = claimed or self.leases.claim(job_id)
+        if row is None:
+            return  # deleted, finished, or taken by another process
         with self._lock:
             self._cancels[job_id] = cancel
+        stored = json.loads(row.options_json)
+        diarize = stored.pop(DIARIZE_KEY, None)
         try:
             transcript = self.transcriber.run(
                 self.spool.job_audio(job_id),
-                TranscribeOptions.from_dict(json.loads(row.options_json)),
+                TranscribeOptions.from_dict(stored),
                 label=row.filename,
                 cancel=cancel,
                 model=row.model,
                 on_segment=self._progress_writer(job_id, row.duration),
                 priority=Priority.JOB,
+                diarize=None if diarize is None else DiarizeOptions.from_dict(diarize),
             )
         except TranscriptionCancelled:
             self._interrupted(job_id)
@@ -329,24 +374,15 @@ class JobService:
             last[0] = now
             progress = min(99.0, 100.0 * segment.end / duration)
             with self.db.session() as s:
-                s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.status == "running")
-                    .values(progress=progress)
-                )
+                s.execute(update(JobRow).where(self.leases.held(job_id)).values(progress=progress))
 
         return write
 
     def _interrupted(self, job_id: str) -> None:
-        """A cancelled run: deleted jobs are gone; on shutdown the job goes back to the queue."""
-        if self.pool.stopping.is_set():
-            with self.db.session() as s:
-                s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.status == "running")
-                    .values(status="queued", progress=0.0)
-                )
-            logger.info("job %s interrupted by shutdown; it runs again at the next start", job_id)
+        """A cancelled run: deleted jobs are gone, a lost lease is another process's; on shutdown
+        the job goes back to the queue."""
+        if self.pool.stopping.is_set() and self.leases.release(job_id):
+            logger.info("job %s interrupted by shutdown; it goes back to the queue", job_id)
 
     def _finish(
         self,
@@ -357,7 +393,7 @@ class JobService:
         error: tuple[str, str] | None = None,
     ) -> None:
         now = self.clock()
-        values: dict[str, Any] = {"status": status, "finished_at": now}
+        values: dict[str, Any] = {"status": status, "finished_at": now, "lease_expires_at": None}
         if transcript is not None:
             values.update(
                 result_json=json.dumps(transcript.to_dict(), ensure_ascii=False),
@@ -367,11 +403,10 @@ class JobService:
         if error is not None:
             values.update(error_code=error[0], error_message=error[1])
         with self.db.session() as s:
-            done = s.execute(
-                update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(values)
-            )
+            done = s.execute(update(JobRow).where(self.leases.held(job_id)).values(values))
             if done.rowcount != 1:  # type: ignore[attr-defined]
-                return  # deleted while it ran
+                logger.warning("job %s: not written (deleted, or its lease was lost)", job_id)
+                return
             row = s.get(JobRow, job_id)
             callback = row.callback_url if row is not None else None
         self.transcriber.metrics.jobs_finished.labels(status).inc()
@@ -449,4 +484,11 @@ class JobService:
         return len(stale), len(removed)
 
     def close(self) -> None:
+        """After the pool stopped: hand back any job still held, finish the callbacks."""
+        if self.runs_jobs:
+            try:
+                if released := self.leases.release():
+                    logger.info("handed %d job(s) back to the queue", released)
+            except SQLAlchemyError as e:  # their leases run out instead
+                logger.warning("could not hand back running jobs: %s", type(e).__name__)
         self._callbacks.shutdown(wait=True, cancel_futures=False)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -76,10 +80,23 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self._gpu_watched = False
+        self.jobs_waiting = Gauge(
+            "malsori_jobs_waiting",
+            "Durable jobs queued in the database for any worker (NaN: database unreachable)",
+            registry=r,
+        )
+        self.disk_free = Gauge(
+            "malsori_data_dir_free_bytes", "Free bytes on the data folder's disk", registry=r
+        )
+        self.disk_size = Gauge(
+            "malsori_data_dir_size_bytes", "Size of the data folder's disk", registry=r
+        )
         self.jobs_finished = Counter(
             "malsori_jobs_finished", "Durable jobs that ended, by final status", ["status"],
             registry=r,
         )  # fmt: skip
+        for status in ("completed", "failed"):  # exported from the start, at 0
+            self.jobs_finished.labels(status)
 
         self.queue_wait = Histogram(
             "malsori_queue_wait_seconds", "Time a request or job waited for a worker",
@@ -141,6 +158,20 @@ class Metrics:
     def watch_queue(self, depth: Callable[[], int], active: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
         self.active.set_function(active)
+
+    def watch_jobs(self, waiting: Callable[[], int]) -> None:
+        def read() -> float:
+            try:
+                return float(waiting())
+            except SQLAlchemyError:  # the scrape still answers; the alert on `up` stays quiet
+                return math.nan
+
+        self.jobs_waiting.set_function(read)
+
+    def watch_disk(self, path: Path) -> None:
+        """Free and total bytes of the disk holding ``path`` (the data folder)."""
+        self.disk_free.set_function(lambda: shutil.disk_usage(path).free)
+        self.disk_size.set_function(lambda: shutil.disk_usage(path).total)
 
     def watch_gpu(self, read: Callable[[], list[tuple[int, int]]]) -> None:
         self.registry.register(_GpuCollector(read))

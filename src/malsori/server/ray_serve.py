@@ -85,11 +85,18 @@ def build_application(settings: ServerSettings, ray_plan: RayPlan) -> Any:
         from .logs import configure_logging
 
         configure_logging(settings.log_level)
-        return create_app(settings)
+        return create_app(replica_settings(settings, serve.get_replica_context().replica_id))
 
     ingress: Any = serve.ingress(build)()
     deployment: Any = serve.deployment(ingress, **ray_plan.deployment_options())
     return deployment.bind()
+
+
+def replica_settings(settings: ServerSettings, replica: Any) -> ServerSettings:
+    """Each replica's own upload spool (a subfolder named by its Ray replica id): the spool is
+    emptied at startup, and replicas share one ``data_dir`` (and may share one machine)."""
+    spool = settings.spool_dir or settings.data_dir / "uploads"
+    return settings.model_copy(update={"spool_dir": spool / f"replica-{replica.unique_id}"})
 
 
 def connect(settings: ServerSettings) -> float:

@@ -30,6 +30,7 @@ JSON_TYPE = "application/json"
 
 
 def _segment(segment: Segment) -> dict[str, Any]:
+    speaker = {} if segment.speaker is None else {"speaker": segment.speaker}
     return {
         "id": segment.id,
         "seek": int(segment.start * 100),  # Whisper's 10 ms frames
@@ -41,7 +42,53 @@ def _segment(segment: Segment) -> dict[str, Any]:
         "avg_logprob": round(segment.avg_logprob, 4),
         "compression_ratio": round(segment.compression_ratio, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
+        **speaker,
     }
+
+
+def diarization_error(transcript: Transcript) -> str | None:
+    """Why a transcript asked to be diarized has no speakers (None: it has, or was not asked)."""
+    info = transcript.meta.get("diarization")
+    return info.get("error") if isinstance(info, dict) else None
+
+
+def diarization_headers(transcript: Transcript) -> dict[str, str]:
+    """``X-Malsori-Diarization-Error`` when diarization failed (for srt, vtt and text)."""
+    error = diarization_error(transcript)
+    if error is None:
+        return {}
+    return {"X-Malsori-Diarization-Error": " ".join(error.split()).encode("ascii", "replace")
+            .decode()[:300]}  # fmt: skip
+
+
+def diarized_json(transcript: Transcript) -> dict[str, Any]:
+    """OpenAI's ``diarized_json``: one ``transcript.text.segment`` per segment, with its speaker
+    (a name given in ``known_speaker_names[]``, else ``SPEAKER_n``)."""
+    segments = [
+        {
+            "type": "transcript.text.segment",
+            "id": f"seg_{s.id}",
+            "start": round(s.start, 3),
+            "end": round(s.end, 3),
+            "text": s.text.strip(),
+            "speaker": s.speaker or "SPEAKER_1",
+        }
+        for s in transcript.segments
+        if s.text.strip()
+    ]
+    body: dict[str, Any] = {
+        "task": transcript.options.task,
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+        "segments": segments,
+        "usage": usage(transcript),
+    }
+    return _with_error(body, transcript)
+
+
+def _with_error(body: dict[str, Any], transcript: Transcript) -> dict[str, Any]:
+    error = diarization_error(transcript)
+    return body if error is None else {**body, "diarization_error": error}
 
 
 def language_name(transcript: Transcript) -> str:
@@ -81,7 +128,12 @@ def verbose_json(transcript: Transcript, granularities: tuple[Granularity, ...])
         body["segments"] = [_segment(s) for s in transcript.segments]
     if "word" in granularities:
         body["words"] = [
-            {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
+            {
+                "word": w.word.strip(),
+                "start": round(w.start, 3),
+                "end": round(w.end, 3),
+                **({} if w.speaker is None else {"speaker": w.speaker}),
+            }
             for w in transcript.words
         ]
     body["usage"] = usage(transcript)
@@ -101,11 +153,14 @@ def render(
         if with_logprobs:
             body["logprobs"] = logprobs(transcript.words)
         body["usage"] = usage(transcript)
-        return json.dumps(body, ensure_ascii=False), JSON_TYPE
+        return json.dumps(_with_error(body, transcript), ensure_ascii=False), JSON_TYPE
     if response_format == "text":
         return transcript.text.strip() + "\n", TEXT_TYPE
     if response_format == "verbose_json":
-        return json.dumps(verbose_json(transcript, granularities), ensure_ascii=False), JSON_TYPE
+        body = _with_error(verbose_json(transcript, granularities), transcript)
+        return json.dumps(body, ensure_ascii=False), JSON_TYPE
+    if response_format == "diarized_json":
+        return json.dumps(diarized_json(transcript), ensure_ascii=False), JSON_TYPE
     writer = get_writer(_WRITER_FOR[response_format])
     return writer.render(transcript), writer.media_type
 

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..options import TranscribeOptions
 from ..subtitles.profiles import PROFILE_NAMES
 
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
 ResultFormat = Literal["txt", "json", "srt", "vtt", "tsv"]
 Granularity = Literal["word", "segment"]
+MAX_KNOWN_SPEAKERS = 4  # OpenAI's limit on known_speaker_references[]
 Task = Literal["transcribe", "translate"]
 JobStatus = Literal["queued", "running", "completed", "failed"]
 
@@ -64,6 +65,33 @@ class DecodeParams(BaseModel):
         return "word" in self.timestamp_granularities
 
 
+class SpeakerParams(BaseModel):
+    """Who said what: diarization of a request or a job (docs/diarization.md)."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
+
+    diarize: bool = False
+    """Label speakers: ``speaker`` on every segment and word, ``[SPEAKER_1]`` or the name in
+    srt, vtt and text results (``response_format=diarized_json`` turns it on)."""
+    num_speakers: int | None = Field(default=None, ge=1, le=32)
+    """Exactly this many speakers; None: found from the audio."""
+    min_speakers: int = Field(default=1, ge=1, le=32)
+    """At least this many speakers."""
+    max_speakers: int | None = Field(default=None, ge=1, le=32)
+    """At most this many speakers (default 8)."""
+    known_speaker_names: tuple[str, ...] = Field(default=(), max_length=MAX_KNOWN_SPEAKERS)
+    """Names of known voices, one per ``known_speaker_references[]``."""
+    known_speaker_references: tuple[str, ...] = Field(default=(), max_length=MAX_KNOWN_SPEAKERS)
+    """Recordings of the known voices as data URLs (``data:audio/wav;base64,...``), 2-10 s."""
+
+    @field_validator("num_speakers", "max_speakers", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class ChunkingStrategy(BaseModel):
     """OpenAI's ``chunking_strategy`` object: server VAD with its parameters."""
 
@@ -79,11 +107,11 @@ class ChunkingStrategy(BaseModel):
     """Silence that ends a chunk (malsori's ``vad_min_silence_ms``)."""
 
 
-class TranscriptionParams(DecodeParams):
+class TranscriptionParams(DecodeParams, SpeakerParams):
     """``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``."""
 
     response_format: ResponseFormat = "json"
-    """json, text, srt, verbose_json or vtt."""
+    """json, text, srt, verbose_json, vtt or diarized_json (speakers; OpenAI's shape)."""
     stream: bool = False
     """Send segments as server-sent events while decoding."""
     include: tuple[Literal["logprobs"], ...] = ()
@@ -127,7 +155,7 @@ class TranscriptionParams(DecodeParams):
         return options.replace(**changes)
 
 
-class JobParams(DecodeParams):
+class JobParams(DecodeParams, SpeakerParams):
     """``POST /v1/jobs``: the decoding fields plus the task and a completion callback."""
 
     task: Task = "transcribe"

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from ..engine import Engine
 from ..errors import InvalidOptionError
-from ..model import Model, default_threads, load_model
+from ..model import Model, default_threads, load_model, resolve_device
 from ..registry import resolve
-from .db import Database, make_private_dir
+from .db import Database, make_private_dir, utcnow
 from .jobs import Clock, JobService
 from .keys import KeyStore
 from .metrics import Metrics
@@ -32,14 +32,15 @@ T = TypeVar("T")
 CONTROL_THREADS = 4  # short database calls only; more would just wait on the database
 
 
-class Sweeper:
-    """Runs the jobs' retention cleanup every ``interval`` seconds in a daemon thread."""
+class Periodic:
+    """Calls ``fn`` every ``interval`` seconds in a daemon thread (the jobs' retention sweep;
+    the job loop: leases renewed, waiting jobs taken)."""
 
-    def __init__(self, jobs: JobService, interval: float):
-        self.jobs = jobs
+    def __init__(self, name: str, fn: Callable[[], object], interval: float):
+        self.fn = fn
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="malsori-sweeper", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"malsori-{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -47,13 +48,21 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.jobs.cleanup()
-            except Exception:  # a database hiccup must not end the sweeper
-                logger.exception("retention cleanup failed")
+                self.fn()
+            except Exception:  # a database hiccup must not end the loop
+                logger.exception("%s failed", self._thread.name)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def job_loop(jobs: JobService) -> Periodic:
+    """The job workers' loop: every ``poll_interval_s`` (at least every third of the lease),
+    renew leases and take waiting jobs."""
+    settings = jobs.settings
+    return Periodic("jobs", jobs.poll, min(settings.poll_interval_s, settings.lease_s / 3))
 
 
 @dataclass
@@ -69,7 +78,8 @@ class Services:
     models: ModelManager
     transcriber: Transcriber
     jobs: JobService
-    sweeper: Sweeper
+    loops: list[Periodic]
+    """The retention sweep, and the job loop when this process runs jobs."""
     started_at: int = field(default_factory=lambda: int(time.time()))  # Unix time
     control: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(
@@ -85,7 +95,8 @@ class Services:
 
     def stop(self) -> None:
         """Stop taking work, interrupt running work (jobs go back to the queue), close."""
-        self.sweeper.stop()
+        for loop in self.loops:
+            loop.stop()
         self.checker.stop()
         self.pool.stop()
         self.models.close()
@@ -164,20 +175,47 @@ def model_manager(
     return manager
 
 
-def start_services(
+@dataclass
+class JobRunner:
+    """What runs jobs (and, in the server, requests): the database, the served models (each
+    behind its engine), the worker pool and the job service. Shared by ``malsori serve`` and
+    ``malsori worker``."""
+
+    db: Database
+    spool: UploadSpool
+    pool: WorkerPool
+    models: ModelManager
+    transcriber: Transcriber
+    jobs: JobService
+
+    def stop(self) -> None:
+        self.pool.stop()
+        self.models.close()
+        self.jobs.close()
+        self.db.close()
+
+
+def start_runner(
     settings: ServerSettings,
     metrics: Metrics,
     *,
-    model: Model | None = None,
+    model: Model | None,
+    pool_size: int,
+    queue_size: int,
+    runs_jobs: bool,
+    uploads: bool = True,
     clock: Clock | None = None,
-) -> Services:
-    """Open the database, load the default model (or adopt ``model``), start the workers,
-    requeue jobs."""
+) -> JobRunner:
+    """Open the database and the shared folders (the upload spool only with ``uploads``: a
+    worker takes none), load the default model (or adopt ``model``; the others load on first
+    use), start ``pool_size`` worker threads."""
     make_private_dir(settings.data_dir)
-    spool = UploadSpool(settings.data_dir)
-    spool.prepare()
+    spool = UploadSpool(settings.data_dir, settings.spool_dir)
+    if uploads:
+        spool.prepare()
+    else:
+        make_private_dir(spool.audio_dir)
     db = Database(settings.sqlalchemy_url())
-    keys = KeyStore(db)
     if model is None:
         models = model_manager(settings, metrics)
         if settings.model.preload:
@@ -187,10 +225,40 @@ def start_services(
         models = model_manager(settings, metrics, served)
         models.adopt(model)
     models.start()
+    pool = WorkerPool(pool_size, queue_size)
+    metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
+    device = models.status(models.default).device or resolve_device(settings.model.device)
+    transcriber = Transcriber(models, pool, metrics, settings.decode, device=device)
+    jobs = JobService(
+        db, spool, transcriber, pool, settings.jobs, clock or utcnow, runs_jobs=runs_jobs
+    )
+    metrics.watch_jobs(jobs.waiting)
+    metrics.watch_disk(settings.data_dir)
+    pool.start()
+    return JobRunner(db, spool, pool, models, transcriber, jobs)
+
+
+def start_services(
+    settings: ServerSettings,
+    metrics: Metrics,
+    *,
+    model: Model | None = None,
+    clock: Clock | None = None,
+) -> Services:
+    """Open the database, load the model (unless given), start the workers, take jobs."""
     limits = settings.limits
     # With the engine, a worker thread only waits for its request's transcript.
-    workers = settings.engine.max_active if settings.engine.batching else settings.workers
-    pool = WorkerPool(workers, limits.queue_size)
+    runner = start_runner(
+        settings,
+        metrics,
+        model=model,
+        pool_size=settings.engine.max_active if settings.engine.batching else settings.workers,
+        queue_size=limits.queue_size,
+        runs_jobs=settings.job_workers,
+        clock=clock,
+    )
+    db, pool, jobs = runner.db, runner.pool, runner.jobs
+    keys = KeyStore(db)
     per_key = settings.auth.enabled  # without keys there is one caller: no per-key quotas
     quotas = Quotas(
         requests=KeyCounter(
@@ -202,14 +270,14 @@ def start_services(
             limits.max_queued_jobs_per_key if per_key else None, "queued jobs", pool.retry_after
         ),
     )
-    metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
-    transcriber = Transcriber(models, pool, metrics, settings.decode)
-    extra = {"clock": clock} if clock is not None else {}
-    jobs = JobService(db, spool, transcriber, pool, settings.jobs, **extra)
-    sweeper = Sweeper(jobs, settings.jobs.cleanup_interval_s)
-    pool.start()
-    jobs.recover()
-    sweeper.start()
+    loops = [Periodic("sweeper", jobs.cleanup, settings.jobs.cleanup_interval_s)]
+    if settings.job_workers:
+        jobs.recover()
+        loops.append(job_loop(jobs))
+    else:
+        logger.info("API only: jobs are run by `malsori worker` processes")
+    for loop in loops:
+        loop.start()
     if settings.auth.enabled and not any(k.active for k in keys.list()):
         logger.warning(
             "authentication is on and no API key exists: create one with "
@@ -217,6 +285,16 @@ def start_services(
         )
     checker = UploadChecker(limits, per_key=per_key)
     return Services(
-        settings, metrics, db, keys, spool, checker, quotas, pool, models, transcriber, jobs,
-        sweeper,
-    )  # fmt: skip
+        settings,
+        metrics,
+        db,
+        keys,
+        runner.spool,
+        checker,
+        quotas,
+        pool,
+        runner.models,
+        runner.transcriber,
+        jobs,
+        loops,
+    )

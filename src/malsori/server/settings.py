@@ -60,8 +60,8 @@ class ModelSettings(_Group):
     threads: int = Field(default=0, ge=0)
     """CPU threads per transcription worker (0: every core this process may use)."""
     aliases: list[str] = Field(default_factory=lambda: ["whisper-1"])
-    """Other model ids accepted in requests and listed by /v1/models (OpenAI clients send
-    ``whisper-1``)."""
+    """Other ids of the default model, accepted in requests and listed by /v1/models (OpenAI
+    clients send ``whisper-1``)."""
 
 
 class DecodeSettings(_Group):
@@ -111,6 +111,21 @@ class JobSettings(_Group):
     callback may only go to public addresses (never loopback, private or link-local ones)."""
     callback_allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
     """Networks (CIDR, ``["10.0.0.0/8"]``) callbacks may reach besides public addresses."""
+    lease_s: float = Field(default=30.0, ge=1)
+    """Seconds a process holds a job it runs without renewing its lease (it renews every third
+    of this); a job whose process died is run again by another once its lease has run out."""
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    """How often a process with job workers looks in the database for jobs it could take (jobs
+    submitted to other replicas, or left by a process that died)."""
+
+
+class WorkerSettings(_Group):
+    concurrency: int = Field(default=4, ge=1)
+    """Jobs one ``malsori worker`` holds and runs at once (the engine decodes them together)."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the worker's Prometheus endpoint (``/metrics``); 0.0.0.0 in a container."""
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
+    """TCP port of the worker's Prometheus endpoint (0: none)."""
 
 
 class AuthSettings(_Group):
@@ -256,7 +271,15 @@ class ServerSettings(BaseSettings):
     on a CPU, two batches at once on half the threads each are faster than one: 0 threads and
     1 worker then load two lanes (``batch.runner.model_layout``)."""
     data_dir: Path = Field(default_factory=default_data_dir)
-    """Folder for the SQLite database, job audio and upload spool files."""
+    """Folder for the SQLite database, job audio and upload spool files. Replicas and workers
+    of one deployment share it (a network or volume mount): job audio is read from here."""
+    spool_dir: Path | None = None
+    """Folder for uploads while they are checked, emptied at startup: each process needs its
+    own when several share ``data_dir`` (default: ``data_dir/uploads``)."""
+    job_workers: bool = True
+    """Run durable jobs in this process. Off (``malsori serve --no-workers``): API only; jobs
+    wait in the database for ``malsori worker`` processes (synchronous requests still run
+    here)."""
     database_url: SecretStr | None = None
     """SQLAlchemy URL (``postgresql+psycopg://user:pw@host/db``); default: SQLite in data_dir."""
     log_level: LogLevel = "info"
@@ -279,6 +302,8 @@ class ServerSettings(BaseSettings):
     """The engine every transcription goes through: batching across requests."""
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     """Host and Origin checks, connection timeouts."""
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    """``malsori worker``: jobs held at once, its metrics endpoint."""
     ray: RaySettings = Field(default_factory=RaySettings)
     """``malsori serve --ray``: replicas and autoscaling on Ray Serve."""
 

@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from ..diarize.options import DiarizeOptions
+from ..diarize.run import diarize_or_keep
 from ..engine import Engine, Priority, RequestCancelledError
 from ..errors import InvalidOptionError
 from ..languages import normalize_language
@@ -52,12 +54,20 @@ class Transcriber:
     """Runs transcriptions of files on the served models, in the pool's worker threads."""
 
     def __init__(
-        self, models: ModelManager, pool: WorkerPool, metrics: Metrics, decode: DecodeSettings
+        self,
+        models: ModelManager,
+        pool: WorkerPool,
+        metrics: Metrics,
+        decode: DecodeSettings,
+        *,
+        device: str = "cpu",
     ):
         self.models = models
         self.pool = pool
         self.metrics = metrics
         self.decode = decode
+        self.device = "cuda" if device == "cuda" else "cpu"
+        """Where the models run (``cpu`` or ``cuda``): the speaker encoder runs there too."""
 
     @property
     def model_ids(self) -> tuple[str, ...]:
@@ -107,9 +117,12 @@ class Transcriber:
         model: str | None = None,
         on_segment: SegmentCallback | None = None,
         priority: Priority = Priority.SYNC,
+        diarize: DiarizeOptions | None = None,
     ) -> Transcript:
         """Transcribe one file with ``model`` (None: the default one), waiting in the calling
-        (worker) thread; the model is loaded first if it is not.
+        (worker) thread; the model is loaded first if it is not. With ``diarize``, label its
+        speakers (when that fails the transcript comes without them, the failure in
+        ``meta["diarization"]["error"]``).
 
         Raises TranscriptionCancelled when ``cancel`` is set before or during the run (the
         engine drops the request's windows not yet decoded; without it, the run stops at its
@@ -133,6 +146,10 @@ class Transcriber:
             transcript.processing_time,
             options.task,
         )
+        if diarize is not None:
+            transcript, error = diarize_or_keep(transcript, path, diarize)
+            if error is not None:
+                logger.warning("no speaker labels for %s: %s", label, error)
         return dataclasses.replace(transcript, source=label)
 
     def _alone(
@@ -181,6 +198,7 @@ class Transcriber:
         slot: Slot,
         model: str | None = None,
         on_segment: SegmentCallback | None = None,
+        diarize: DiarizeOptions | None = None,
     ) -> tuple[Future[Transcript], WorkItem]:
         """Queue a transcription in a reserved slot: its future and its work item (for
         ``WorkerPool.cancel``: a waiting item is dropped, a running one stops at its next
@@ -202,6 +220,7 @@ class Transcriber:
                         cancel=item.cancel,
                         model=model,
                         on_segment=on_segment,
+                        diarize=diarize,
                     )
                 )
             except TranscriptionCancelled as e:

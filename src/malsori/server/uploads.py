@@ -135,8 +135,8 @@ class UploadChecker:
 class UploadSpool:
     """The data folder's ``uploads/`` (request audio, deleted after use) and ``audio/`` (jobs)."""
 
-    def __init__(self, data_dir: Path):
-        self.spool_dir = data_dir / "uploads"
+    def __init__(self, data_dir: Path, spool_dir: Path | None = None):
+        self.spool_dir = spool_dir or data_dir / "uploads"
         self.audio_dir = data_dir / "audio"
 
     def prepare(self) -> None:
@@ -171,7 +171,7 @@ class UploadSpool:
         target = self.job_audio(job_id)
         with open(path, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(path, target)
+        shutil.move(path, target)  # a rename, or a copy when the spool is on another disk
         return target
 
     @staticmethod

@@ -47,6 +47,7 @@ class Cue:
     words: tuple[Word, ...]
     split: bool = False  # holds part of a Whisper segment that spread over several cues
     extended: bool = False  # stays past ``linger`` after its last word for reading speed
+    speaker: str | None = None  # who speaks it, when diarized (a cue never holds two speakers)
 
     @property
     def text(self) -> str:
@@ -59,6 +60,7 @@ class Cue:
             "lines": list(self.lines),
             "split": self.split,
             "extended": self.extended,
+            **({"speaker": self.speaker} if self.speaker is not None else {}),
         }
 
 
@@ -294,13 +296,19 @@ def _ms_up(t: float) -> float:
 
 
 def build_cues(
-    words: Sequence[Word], profile: SubtitleProfile, owners: Sequence[int] | None = None
+    words: Sequence[Word],
+    profile: SubtitleProfile,
+    owners: Sequence[int] | None = None,
+    *,
+    after: float = -math.inf,
+    speaker: str | None = None,
 ) -> list[Cue]:
-    """Cues for ``words`` (in order) under ``profile``; ``owners`` tells each word's segment."""
+    """Cues for ``words`` (in order) under ``profile``; ``owners`` tells each word's segment;
+    the first cue starts at least the profile's minimum gap ``after`` a previous cue's end."""
     words = [w for w in words if w.word.strip()]
     stream = _Stream(words, owners if owners is not None else [0] * len(words), profile)
     cues: list[Cue] = []
-    previous_end = -math.inf
+    previous_end = after
     first_of = {o: k for k, o in reversed(list(enumerate(stream.owners)))}
     last_of = {o: k for k, o in enumerate(stream.owners)}
     for i, j, breaks in _cut(stream):
@@ -310,12 +318,18 @@ def build_cues(
         bounds = (i, *breaks, j)
         lines = tuple(stream.line_text(a, b) for a, b in itertools.pairwise(bounds))
         whole = first_of[stream.owners[i]] == i and last_of[stream.owners[j - 1]] == j - 1
-        cues.append(Cue(start, end, lines, tuple(words[i:j]), not whole, t.extended))
+        cues.append(Cue(start, end, lines, tuple(words[i:j]), not whole, t.extended, speaker))
         previous_end = end
     return cues
 
 
 def transcript_cues(segments: Sequence[Segment], profile: SubtitleProfile) -> list[Cue]:
-    """Cues for a transcript's segments (their timed words, or words timed by length)."""
-    words, owners = segment_words(segments)
-    return build_cues(words, profile, owners)
+    """Cues for a transcript's segments (their timed words, or words timed by length); a
+    diarized transcript's cues are built per run of one speaker's segments, so that a cue never
+    holds two speakers."""
+    cues: list[Cue] = []
+    for speaker, run in itertools.groupby(segments, key=lambda s: s.speaker):
+        words, owners = segment_words(list(run))
+        after = cues[-1].end if cues else -math.inf
+        cues.extend(build_cues(words, profile, owners, after=after, speaker=speaker))
+    return cues

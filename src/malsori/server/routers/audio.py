@@ -16,7 +16,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from ...diarize.options import DiarizeOptions
 from ...errors import MalsoriError
 from ...options import TranscribeOptions
 from ...results import Segment, Transcript
@@ -24,10 +26,11 @@ from ..deps import OwnerDep, ServicesDep
 from ..errors import envelope, kind_of
 from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
 from ..quotas import Lease
-from ..responses import delta_event, done_event, render, sse
+from ..responses import delta_event, diarization_headers, done_event, render, sse
 from ..scheduler import Slot, WorkItem
 from ..schemas import Task, TranscriptionParams
 from ..services import Services
+from ..speakers import speaker_options
 from ..transcriber import SegmentCallback
 
 logger = logging.getLogger(__name__)
@@ -66,11 +69,15 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
             params = parse_params(TranscriptionParams, form)
             options = params.apply(services.transcriber.options(params, task))
             callback = on_segment if params.stream else None
+            diarize = await run_in_threadpool(
+                speaker_options, params, params.response_format, services.transcriber.device
+            )
+            if diarize is not None:  # speakers are given word by word
+                options = options.replace(word_timestamps=True)
             with services.pool.slot() as slot:  # capacity first, then the decoding check
                 audio, label = await receive_audio(services, form, owner)
-                future, item = _submit(
-                    services, slot, audio.path, options, label, callback, params.model
-                )
+                work = (audio.path, options, label, callback, diarize, params.model)
+                future, item = _submit(services, slot, *work)
         finally:
             await form.close()
     except BaseException:
@@ -96,7 +103,7 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
         params.timestamp_granularities,
         with_logprobs=params.logprobs,
     )
-    return Response(body, media_type=media_type)
+    return Response(body, media_type=media_type, headers=diarization_headers(transcript))
 
 
 def _submit(
@@ -106,12 +113,19 @@ def _submit(
     options: TranscribeOptions,
     label: str,
     on_segment: SegmentCallback | None,
+    diarize: DiarizeOptions | None,
     model: str | None,
 ) -> tuple[Future[Transcript], WorkItem]:
     """Queue the work in its reserved slot; the spooled file is deleted if it cannot be queued."""
     try:
         return services.transcriber.submit(
-            path, options, label=label, slot=slot, model=model, on_segment=on_segment
+            path,
+            options,
+            label=label,
+            slot=slot,
+            model=model,
+            on_segment=on_segment,
+            diarize=diarize,
         )
     except BaseException:
         path.unlink(missing_ok=True)

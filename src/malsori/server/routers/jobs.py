@@ -13,6 +13,7 @@ from ..deps import OwnerDep, ServicesDep
 from ..forms import multipart_openapi, parse_params, read_multipart, receive_audio
 from ..logs import current_request_id
 from ..schemas import JobParams, JobStatus, ResultFormat
+from ..speakers import speaker_options
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,6 +35,11 @@ async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -
             params = parse_params(JobParams, form)
             await run_in_threadpool(services.jobs.callback_guard.check, params.callback_url)
             options = services.transcriber.options(params, params.task)
+            diarize = await run_in_threadpool(
+                speaker_options, params, None, services.transcriber.device
+            )
+            if diarize is not None:  # speakers are given word by word
+                options = options.replace(word_timestamps=True)
             with services.pool.slot() as slot:  # capacity first, then the decoding check
                 audio, label = await receive_audio(services, form, owner)
                 try:
@@ -47,6 +53,7 @@ async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -
                         callback_url=params.callback_url,
                         model=params.model,
                         request_id=current_request_id(),
+                        diarize=diarize,
                     )
                 except BaseException:
                     services.spool.discard(audio.path)

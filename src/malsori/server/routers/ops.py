@@ -41,6 +41,9 @@ async def ready(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format. Rendered on the control threads once the server runs: some
+    series are read from the database."""
     registry: Metrics = request.app.state.metrics
-    return Response(registry.render(), media_type=CONTENT_TYPE)
+    services = request.app.state.services
+    body = registry.render() if services is None else await services.call(registry.render)
+    return Response(body, media_type=CONTENT_TYPE)

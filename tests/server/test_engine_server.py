@@ -21,7 +21,8 @@ def test_concurrent_requests_share_batches(serve: Any, clips: Clips) -> None:
         limits={"max_concurrent_requests_per_key": 8, "max_concurrent_decodes": 8,
                 "max_concurrent_decodes_per_key": 8},
     )  # fmt: skip
-    engine = served.app.state.services.transcriber.engine
+    loaded = served.app.state.services.models.loaded()
+    engine = loaded.engine
     assert engine is not None
 
     def one(clip: Any) -> Any:
@@ -55,7 +56,7 @@ def test_jobs_run_through_the_engine_at_their_priority(serve: Any, clips: Clips)
 
 def test_batching_off_keeps_the_per_request_workers(serve: Any, clips: Clips) -> None:
     served = serve(engine={"batching": False})
-    assert served.app.state.services.transcriber.engine is None
+    assert served.app.state.services.models.loaded().engine is None
     files = {"file": ("speech.wav", clips.speech.read_bytes())}
     response = served.client.post(
         "/v1/audio/transcriptions", files=files, data={"language": "en"}, headers=served.auth()

@@ -96,3 +96,17 @@ def test_a_worker_without_its_database_says_so_in_one_line(
     assert code == 2
     assert err.startswith("malsori: error: database unreachable:") and "\n" not in err
     assert ":pw@" not in err  # no credentials in the message
+
+
+def test_a_worker_runs_each_job_with_the_model_it_named(
+    serve: Any, clips: Clips, server_model: Any
+) -> None:
+    api = serve(job_workers=False, model={"others": ["tiny.en"]})
+    named = submit(api, clips.speech, model="tiny.en")
+    default = submit(api, clips.speech, language="en")
+    with worker(api, server_model):
+        for job in (named, default):
+            assert wait_for(api, job["id"], "completed", "failed")["status"] == "completed"
+    assert (row(api, named["id"]).model, row(api, default["id"]).model) == ("tiny.en", "base")
+    # the API-only server never loaded tiny.en: the worker's own manager did
+    assert not api.client.get("/v1/models/tiny.en", headers=api.auth()).json()["loaded"]

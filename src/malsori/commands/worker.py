@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "hands the running jobs back. Job audio is read from the shared data folder.",
     )
     p.add_argument("--data-dir", help="the data folder the replicas share (job audio)")
-    p.add_argument("-m", "--model", help="model name or CTranslate2 folder (default: base)")
+    p.add_argument("-m", "--model", action="append", metavar="MODEL",
+                   help="model name or CTranslate2 folder (default: base); repeat for every "
+                   "model the replicas serve: a job runs with the one it named")  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
     p.add_argument("--compute-type", help="CTranslate2 compute type (default: auto)")
     p.add_argument("--threads", type=int, help="CPU threads per model lane (default: all)")
@@ -35,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     groups: dict[str, dict[str, Any]] = {
-        "model": {"name": args.model, "device": args.device,
-                  "compute_type": args.compute_type, "threads": args.threads},
+        "model": {"name": args.model[0] if args.model else None,
+                  "others": args.model[1:] if args.model and len(args.model) > 1 else None,
+                  "device": args.device, "compute_type": args.compute_type,
+                  "threads": args.threads},
         "decode": {"beam_size": args.beam_size},
         "worker": {"concurrency": args.concurrency, "metrics_host": args.metrics_host,
                    "metrics_port": args.metrics_port},
@@ -54,10 +58,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     require_server_extra("worker")
     from ..server.logs import configure_logging
+    from ..server.services import served_models
     from ..server.worker import run_worker
 
     settings = load_settings(_overrides(args))
     configure_logging("debug" if args.verbose else settings.log_level)
+    served_models([settings.model.name, *settings.model.others])  # each installed: one line if not
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -49,8 +49,9 @@ def create_app(
         )
         app.state.services = services
         logger.info(
-            "serving %s with %d worker(s); data in %s",
-            services.transcriber.model.name,
+            "serving %s (default %s) with %d worker(s); data in %s",
+            ", ".join(services.models.ids),
+            services.models.default,
             settings.workers,
             settings.data_dir,
         )

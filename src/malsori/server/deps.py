@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .exceptions import NotReadyError
+from .exceptions import ForbiddenError, NotReadyError
 from .keys import LOCAL_OWNER
 from .services import Services
 
@@ -38,5 +38,19 @@ async def get_owner(request: Request) -> str:
     return key.id
 
 
+async def get_admin(request: Request) -> str:
+    """The caller's key id when it is one of ``auth.admin_keys`` (anyone with authentication
+    off); ForbiddenError (403) for other valid keys."""
+    owner = await get_owner(request)
+    auth = get_services(request).settings.auth
+    if auth.enabled and owner not in auth.admin_keys:
+        raise ForbiddenError(
+            f"API key {owner} may not manage models: add its id to auth.admin_keys "
+            "(MALSORI_AUTH__ADMIN_KEYS)"
+        )
+    return owner
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+AdminDep = Annotated[str, Depends(get_admin)]

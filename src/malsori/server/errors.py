@@ -12,12 +12,14 @@ the server's own in ``exceptions.py``); ``install_error_handlers`` maps them to 
          type says) or audio that opens but is corrupt or truncated (``invalid_audio``): OpenAI
          answers 400 to both, so clients catch them as ``BadRequestError``
     401  missing, unknown or revoked API key (with ``WWW-Authenticate: Bearer realm="malsori"``)
+    403  a valid key that may not do this (loading and unloading models takes an admin key)
     404  unknown route, model or job (another key's job too)
     409  a job's result asked for before the job completed
     413  upload larger than the limit, or audio longer than the limit
     422  audio without speech where speech is required (``no_speech``)
     429  the work queue is full, or the API key's quota is used up (with ``Retry-After``)
-    503  not ready (model not loaded, database unreachable)
+    503  not ready (model not loaded, database unreachable), or a model that cannot be loaded
+         or unloaded now because work is in flight on it (``model_busy``, with ``Retry-After``)
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from ..errors import (
 from .exceptions import (
     AudioTooLongError,
     AuthenticationError,
+    ForbiddenError,
     JobNotFinishedError,
+    ModelBusyError,
     NotAudioError,
     NotFoundError,
     NotReadyError,
@@ -73,6 +77,7 @@ class ErrorKind:
 # Most specific first: the first isinstance match wins.
 ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (AuthenticationError, ErrorKind(401, "invalid_api_key")),
+    (ForbiddenError, ErrorKind(403, "permission_denied")),
     (UnknownModelError, ErrorKind(404, "model_not_found", "model")),
     (ModelNotFoundError, ErrorKind(404, "model_not_found", "model")),
     (NotFoundError, ErrorKind(404, "not_found")),
@@ -88,6 +93,7 @@ ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (InvalidOptionError, ErrorKind(400, "invalid_option")),
     (QueueFullError, ErrorKind(429, "queue_full", type="rate_limit_error")),
     (QuotaExceededError, ErrorKind(429, "quota_exceeded", type="rate_limit_error")),
+    (ModelBusyError, ErrorKind(503, "model_busy", "model", type="server_error")),
     (NotReadyError, ErrorKind(503, "not_ready", type="server_error")),
 )
 INTERNAL = ErrorKind(500, "internal_error", type="server_error")

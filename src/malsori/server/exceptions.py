@@ -62,6 +62,15 @@ class QuotaExceededError(RetryLaterError):
     """The caller's API key already has as much in progress as its quota allows."""
 
 
+class ModelBusyError(RetryLaterError):
+    """A model cannot be loaded or unloaded now: the budget of loaded models is held by work in
+    flight, or the model itself is in use."""
+
+
+class ForbiddenError(ServiceError):
+    """A valid API key that may not do this (managing models takes an admin key)."""
+
+
 class NotReadyError(ServiceError):
     """The model is not loaded or the database cannot be reached."""
 

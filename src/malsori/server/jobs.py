@@ -152,8 +152,10 @@ class JobService:
         callback_url: str | None,
         request_id: str,
         diarize: DiarizeOptions | None = None,
+        model: str | None = None,
     ) -> JobView:
-        """Store and queue a job for checked audio in the queue slot reserved for it."""
+        """Store and queue a job for checked audio in the queue slot reserved for it, to run
+        with ``model`` (None: the default one)."""
         job_id = "job_" + uuid.uuid4().hex
         stored = options.to_dict()
         if diarize is not None:  # kept with the options, known voices as embeddings
@@ -163,7 +165,7 @@ class JobService:
             owner=owner,
             status="queued",
             task=options.task,
-            model=self.transcriber.model.name,
+            model=self.transcriber.check_model(model),
             options_json=json.dumps(stored),
             filename=filename,
             audio_bytes=audio.size,
@@ -342,6 +344,7 @@ class JobService:
                 TranscribeOptions.from_dict(stored),
                 label=row.filename,
                 cancel=cancel,
+                model=row.model,
                 on_segment=self._progress_writer(job_id, row.duration),
                 priority=Priority.JOB,
                 diarize=None if diarize is None else DiarizeOptions.from_dict(diarize),

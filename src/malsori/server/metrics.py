@@ -63,9 +63,23 @@ class Metrics:
             "malsori_rtf", "Real-time factor: processing seconds per audio second", ["task"],
             buckets=_RTF_BUCKETS, registry=r,
         )  # fmt: skip
-        self.model_load_seconds = Gauge(
-            "malsori_model_load_seconds", "Seconds the model took to load", registry=r
-        )
+        self.model_load_seconds = Histogram(
+            "malsori_model_load_seconds", "Seconds each model load took", ["model"],
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120), registry=r,
+        )  # fmt: skip
+        self.model_loads = Counter(
+            "malsori_model_loads", "Models loaded (first request, preload or reload)", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.model_unloads = Counter(
+            "malsori_model_unloads", "Models unloaded, by reason (idle, evicted, admin)",
+            ["model", "reason"], registry=r,
+        )  # fmt: skip
+        self.model_loaded = Gauge(
+            "malsori_model_loaded", "1 while the model is loaded, 0 otherwise", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self._gpu_watched = False
         self.jobs_waiting = Gauge(
             "malsori_jobs_waiting",
             "Durable jobs queued in the database for any worker (NaN: database unreachable)",
@@ -109,6 +123,27 @@ class Metrics:
             self.engine_fill.labels(priority).observe(values["window_fill"])
         elif kind == "done":
             self.engine_latency.labels(priority).observe(values["latency"])
+
+    def observe_model_load(self, model: str, seconds: float, *, device: str) -> None:
+        self.model_loads.labels(model).inc()
+        self.model_load_seconds.labels(model).observe(seconds)
+        self.model_loaded.labels(model).set(1)
+        if device == "cuda" and not self._gpu_watched:
+            from .gpu import Nvml
+
+            nvml = Nvml()
+            if nvml.available:
+                self.watch_gpu(nvml.memory_used)
+            self._gpu_watched = True
+
+    def observe_model_unload(self, model: str, reason: str) -> None:
+        self.model_unloads.labels(model, reason).inc()
+        self.model_loaded.labels(model).set(0)
+
+    def watch_models(self, models: list[str]) -> None:
+        """Show every served model in ``malsori_model_loaded`` from the start (0 until loaded)."""
+        for model in models:
+            self.model_loaded.labels(model)
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         values = (method, endpoint, str(status))

@@ -464,11 +464,14 @@ class OpenAIStream(LiveStream):
             raise EventError(f"unknown event type {shown!r}", "unknown_event", "type")
 
     def _configure(self, config: SessionConfig) -> None:
-        if not config.model.startswith(_OPENAI_MODELS):
-            self.services.transcriber.check_model(config.model)
+        served = None if config.model.startswith(_OPENAI_MODELS) else config.model
+        if served is not None:  # a model served here decodes the next turns
+            self.services.transcriber.check_model(served)
+            self.decoder_model = self.services.transcriber.live_decoder(served)
         try:
             options = self.services.transcriber.options(
-                DecodeParams(language=config.language, prompt=config.prompt), "transcribe"
+                DecodeParams(model=served, language=config.language, prompt=config.prompt),
+                "transcribe",
             )
         except InvalidOptionError as e:
             raise EventError(

@@ -31,8 +31,8 @@ class DecodeParams(BaseModel):
     )
 
     model: str | None = None
-    """Model id: the served model's name or one of its aliases (``whisper-1``); None: the served
-    model."""
+    """Model id: a served model's name, or an alias of the default one (``whisper-1``); None:
+    the default model."""
     language: str | None = None
     """Spoken language (code or English name); None detects it."""
     prompt: str | None = Field(default=None, max_length=4000)

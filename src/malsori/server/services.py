@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..engine import Engine
-from ..model import Model, default_threads, load_model
+from ..errors import InvalidOptionError
+from ..model import Model, default_threads, load_model, resolve_device
+from ..registry import resolve
 from .db import Database, make_private_dir, utcnow
-from .gpu import Nvml
 from .jobs import Clock, JobService
 from .keys import KeyStore
 from .metrics import Metrics
+from .models import ModelManager
 from .quotas import KeyCounter, Quotas
 from .scheduler import WorkerPool
 from .settings import ServerSettings
@@ -73,6 +75,7 @@ class Services:
     checker: UploadChecker
     quotas: Quotas
     pool: WorkerPool
+    models: ModelManager
     transcriber: Transcriber
     jobs: JobService
     loops: list[Periodic]
@@ -96,27 +99,28 @@ class Services:
             loop.stop()
         self.checker.stop()
         self.pool.stop()
-        if self.transcriber.engine is not None:
-            self.transcriber.engine.close()
+        self.models.close()
         self.jobs.close()
         self.control.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
 
-def load_served_model(settings: ServerSettings) -> Model:
-    """Load ``settings.model`` with one CTranslate2 worker per server worker (with the engine on
-    a CPU and nothing set: two lanes of half the cores, as ``malsori batch``)."""
+def load_served_model(settings: ServerSettings, name: str | None = None) -> Model:
+    """Load ``name`` (default: ``settings.model.name``) with one CTranslate2 worker per server
+    worker (with the engine on a CPU and nothing set: two lanes of half the cores, as
+    ``malsori batch``)."""
     m = settings.model
+    name = name or m.name
     if settings.engine.batching and settings.workers == 1 and m.threads == 0:
         from ..batch.runner import model_layout
 
         workers, threads = model_layout(m.device, 0)
         return load_model(
-            m.name, device=m.device, compute_type=m.compute_type, threads=threads, workers=workers
+            name, device=m.device, compute_type=m.compute_type, threads=threads, workers=workers
         )
     threads = m.threads or max(1, default_threads() // settings.workers)
     return load_model(
-        m.name,
+        name,
         device=m.device,
         compute_type=m.compute_type,
         threads=threads,
@@ -124,21 +128,69 @@ def load_served_model(settings: ServerSettings) -> Model:
     )
 
 
+def served_models(specs: list[str], out: dict[str, str] | None = None) -> dict[str, str]:
+    """Each served model's id (a folder's is its name) and what to load, the default first.
+    Every one must be installed: a missing one stops the server at startup, not a request."""
+    out = dict(out or {})
+    paths = {mid: str(resolve(spec, download=False).path) for mid, spec in out.items()}
+    for spec in specs:
+        found = resolve(spec, download=False)
+        if found.name in out:
+            if paths[found.name] == str(found.path):
+                continue  # the same model named twice
+            raise InvalidOptionError(f"two served models share the id {found.name!r}: rename one")
+        out[found.name] = spec
+        paths[found.name] = str(found.path)
+    return out
+
+
+def model_manager(
+    settings: ServerSettings, metrics: Metrics, models: dict[str, str] | None = None
+) -> ModelManager:
+    """The served models, each with its own engine once loaded (as ``settings.engine`` says)."""
+    m = settings.model
+
+    def make_engine(model: Model) -> Engine | None:
+        if not settings.engine.batching:
+            return None
+        engine = Engine(
+            model,
+            batch_size=settings.engine.batch_size,
+            prepare_workers=settings.engine.prepare_workers,
+        )
+        engine.stats.observers.append(metrics.observe_engine)
+        return engine
+
+    manager = ModelManager(
+        models if models is not None else served_models([m.name, *m.others]),
+        aliases=m.aliases,
+        load=lambda spec: load_served_model(settings, spec),
+        make_engine=make_engine,
+        metrics=metrics,
+        max_loaded=m.max_loaded,
+        idle_ttl_s=m.idle_ttl_s,
+        load_wait_s=m.load_wait_s,
+    )
+    metrics.watch_models(list(manager.served))
+    return manager
+
+
 @dataclass
 class JobRunner:
-    """What runs jobs (and, in the server, requests): the database, the model behind the engine,
-    the worker pool and the job service. Shared by ``malsori serve`` and ``malsori worker``."""
+    """What runs jobs (and, in the server, requests): the database, the served models (each
+    behind its engine), the worker pool and the job service. Shared by ``malsori serve`` and
+    ``malsori worker``."""
 
     db: Database
     spool: UploadSpool
     pool: WorkerPool
+    models: ModelManager
     transcriber: Transcriber
     jobs: JobService
 
     def stop(self) -> None:
         self.pool.stop()
-        if self.transcriber.engine is not None:
-            self.transcriber.engine.close()
+        self.models.close()
         self.jobs.close()
         self.db.close()
 
@@ -155,8 +207,8 @@ def start_runner(
     clock: Clock | None = None,
 ) -> JobRunner:
     """Open the database and the shared folders (the upload spool only with ``uploads``: a
-    worker takes none), load the model (unless given), start the engine and ``pool_size``
-    worker threads."""
+    worker takes none), load the default model (or adopt ``model``; the others load on first
+    use), start ``pool_size`` worker threads."""
     make_private_dir(settings.data_dir)
     spool = UploadSpool(settings.data_dir, settings.spool_dir)
     if uploads:
@@ -165,32 +217,25 @@ def start_runner(
         make_private_dir(spool.audio_dir)
     db = Database(settings.sqlalchemy_url())
     if model is None:
-        model = load_served_model(settings)
-    metrics.model_load_seconds.set(model.info.load_seconds)
-    if model.info.device == "cuda":
-        nvml = Nvml()
-        if nvml.available:
-            metrics.watch_gpu(nvml.memory_used)
-    engine = None
-    if settings.engine.batching:
-        engine = Engine(
-            model,
-            batch_size=settings.engine.batch_size,
-            prepare_workers=settings.engine.prepare_workers,
-        )
-        engine.stats.observers.append(metrics.observe_engine)
+        models = model_manager(settings, metrics)
+        if settings.model.preload:
+            models.load(None)
+    else:  # the given model is the default one, whatever settings.model.name says
+        served = served_models(settings.model.others, {model.name: model.info.path})
+        models = model_manager(settings, metrics, served)
+        models.adopt(model)
+    models.start()
     pool = WorkerPool(pool_size, queue_size)
     metrics.watch_queue(lambda: pool.waiting, lambda: pool.active)
-    transcriber = Transcriber(
-        model, pool, metrics, settings.decode, settings.model.aliases, engine=engine
-    )
+    device = models.status(models.default).device or resolve_device(settings.model.device)
+    transcriber = Transcriber(models, pool, metrics, settings.decode, device=device)
     jobs = JobService(
         db, spool, transcriber, pool, settings.jobs, clock or utcnow, runs_jobs=runs_jobs
     )
     metrics.watch_jobs(jobs.waiting)
     metrics.watch_disk(settings.data_dir)
     pool.start()
-    return JobRunner(db, spool, pool, transcriber, jobs)
+    return JobRunner(db, spool, pool, models, transcriber, jobs)
 
 
 def start_services(
@@ -248,6 +293,7 @@ def start_services(
         checker,
         quotas,
         pool,
+        runner.models,
         runner.transcriber,
         jobs,
         loops,

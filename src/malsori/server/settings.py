@@ -37,7 +37,22 @@ class _Group(BaseModel):
 
 class ModelSettings(_Group):
     name: str = "base"
-    """Model name (base, small, large-v3, ...) or a CTranslate2 Whisper folder."""
+    """The default model (requests without ``model``): a name (base, small, large-v3, ...) or a
+    CTranslate2 Whisper folder."""
+    others: list[str] = Field(default_factory=list)
+    """More models served by the same process (names or folders; a folder's id is its name),
+    each loaded on its first request: ``["tiny.en", "/models/my-finetune"]``."""
+    preload: bool = True
+    """Load the default model at startup (the others always load on their first request)."""
+    max_loaded: int | None = Field(default=None, ge=1)
+    """Models loaded at once; loading one more unloads the least recently used idle one (None:
+    no limit). A model with work in flight is never unloaded: a load waits ``load_wait_s`` for
+    one to become idle, then is refused (503 ``model_busy``)."""
+    idle_ttl_s: float | None = Field(default=None, gt=0)
+    """Seconds without use after which a model is unloaded (None: kept until evicted or
+    unloaded by an admin); it loads again on its next request."""
+    load_wait_s: float = Field(default=30.0, ge=0)
+    """How long a request waits for room under ``max_loaded`` before it is refused (503)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model runs; auto picks CUDA when a device is present."""
     compute_type: ComputeType = "auto"
@@ -45,8 +60,8 @@ class ModelSettings(_Group):
     threads: int = Field(default=0, ge=0)
     """CPU threads per transcription worker (0: every core this process may use)."""
     aliases: list[str] = Field(default_factory=lambda: ["whisper-1"])
-    """Other model ids accepted in requests and listed by /v1/models (OpenAI clients send
-    ``whisper-1``)."""
+    """Other ids of the default model, accepted in requests and listed by /v1/models (OpenAI
+    clients send ``whisper-1``)."""
 
 
 class DecodeSettings(_Group):
@@ -117,6 +132,9 @@ class AuthSettings(_Group):
     enabled: bool = True
     """Require ``Authorization: Bearer <key>`` (keys from ``malsori keys create``). Turn off only
     for local use (``malsori serve --no-auth``)."""
+    admin_keys: list[str] = Field(default_factory=list)
+    """Ids of the API keys (``malsori keys list``) that may load and unload models
+    (``POST``/``DELETE /v1/models/{id}``). With authentication off every caller may."""
 
 
 class CorsSettings(_Group):
@@ -207,6 +225,33 @@ class EngineSettings(_Group):
     """Threads decoding uploads and running VAD ahead of the model."""
 
 
+class RaySettings(_Group):
+    address: str | None = None
+    """Ray cluster to deploy on (``auto``: the one this machine joined with ``ray start``);
+    None starts a local Ray instance for this process."""
+    min_replicas: int = Field(default=1, ge=0)
+    """Fewest replicas of the server (each with its own models and engine)."""
+    max_replicas: int = Field(default=1, ge=1)
+    """Most replicas; above ``min_replicas`` Ray Serve adds and removes replicas to keep about
+    ``target_ongoing_requests`` requests in each."""
+    target_ongoing_requests: float = Field(default=8.0, gt=0)
+    """Requests in progress per replica (queued or running) that autoscaling aims for; each
+    replica's engine batches the ones it holds."""
+    upscale_delay_s: float = Field(default=30.0, ge=0)
+    """How long the load must stay above the target before a replica is added."""
+    downscale_delay_s: float = Field(default=600.0, ge=0)
+    """How long the load must stay below the target before a replica is removed."""
+    max_ongoing_requests: int = Field(default=64, ge=1)
+    """Requests one replica takes at once; more wait in Ray Serve's proxy. Live streams hold
+    one for their whole length."""
+    gpus_per_replica: float | None = Field(default=None, ge=0)
+    """GPUs each replica reserves (None: 1 when the cluster has GPUs, else 0)."""
+    cpus_per_replica: float = Field(default=1.0, ge=0)
+    """CPUs each replica reserves in Ray's accounting (set ``model.threads`` to match)."""
+    local_object_store_mb: int = Field(default=256, ge=80)
+    """Object store of a local Ray instance (requests do not pass through it: keep it small)."""
+
+
 class ServerSettings(BaseSettings):
     """Everything ``malsori serve`` can be told, with the defaults it uses."""
 
@@ -240,7 +285,7 @@ class ServerSettings(BaseSettings):
     log_level: LogLevel = "info"
     """Server log level."""
     model: ModelSettings = Field(default_factory=ModelSettings)
-    """The Whisper model every request uses."""
+    """The Whisper models served, and when they are loaded and unloaded."""
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
     """Decoding settings applied to every request."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -259,6 +304,8 @@ class ServerSettings(BaseSettings):
     """Host and Origin checks, connection timeouts."""
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     """``malsori worker``: jobs held at once, its metrics endpoint."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """``malsori serve --ray``: replicas and autoscaling on Ray Serve."""
 
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

@@ -1,10 +1,12 @@
-"""The one loaded model, behind the worker pool: options from request parameters, runs, metrics.
+"""The served models, behind the worker pool: options from request parameters, runs, metrics.
 
 Every transcription the server makes, a quick request or a durable job, goes through
-``Transcriber.run`` in a worker thread and so through the engine (``malsori.engine``), which
-packs concurrent requests into shared windows and decodes them in batches, synchronous requests
-before jobs; with batching off, through ``Model.transcribe`` in the worker itself. Either way the
-same defences, post-processing and writers as the CLI.
+``Transcriber.run`` in a worker thread, which holds the requested model through the model
+manager (``models.py``: loaded on first use, never unloaded while in use) and so goes through that
+model's engine (``malsori.engine``), which packs concurrent requests into shared windows and
+decodes them in batches, synchronous requests before jobs; with batching off, through
+``Model.transcribe`` in the worker itself. Either way the same defences, post-processing and
+writers as the CLI.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from pathlib import Path
 
 from ..diarize.options import DiarizeOptions
 from ..diarize.run import diarize_or_keep
-from ..engine import Engine, Priority, PriorityDecoder, RequestCancelledError
+from ..engine import Engine, Priority, RequestCancelledError
 from ..errors import InvalidOptionError
 from ..languages import normalize_language
 from ..model import Model
 from ..options import DEFAULT_TEMPERATURES, TranscribeOptions
 from ..results import Segment, Transcript
 from ..subtitles.profiles import SubtitleSpec
-from .exceptions import InvalidParameterError, TranscriptionCancelled, UnknownModelError
+from .exceptions import InvalidParameterError, TranscriptionCancelled
 from .logs import current_request_id
 from .metrics import Metrics
+from .models import ManagedDecoder, ModelManager
 from .scheduler import Slot, WorkerPool, WorkItem
 from .schemas import DecodeParams, Task
 from .settings import DecodeSettings
@@ -48,44 +51,40 @@ def fallback_temperatures(first: float | None) -> tuple[float, ...]:
 
 
 class Transcriber:
-    """Runs transcriptions of files on the shared model, in the pool's worker threads."""
+    """Runs transcriptions of files on the served models, in the pool's worker threads."""
 
     def __init__(
         self,
-        model: Model,
+        models: ModelManager,
         pool: WorkerPool,
         metrics: Metrics,
         decode: DecodeSettings,
-        aliases: list[str],
         *,
-        engine: Engine | None = None,
+        device: str = "cpu",
     ):
-        self.model = model
-        self.engine = engine
+        self.models = models
         self.pool = pool
         self.metrics = metrics
         self.decode = decode
-        self.model_ids: tuple[str, ...] = tuple(dict.fromkeys([model.name, *aliases]))
+        self.device = "cuda" if device == "cuda" else "cpu"
+        """Where the models run (``cpu`` or ``cuda``): the speaker encoder runs there too."""
 
     @property
-    def device(self) -> str:
-        """Where the model runs (``cpu`` or ``cuda``): the speaker encoder runs there too."""
-        return "cuda" if self.model.info.device == "cuda" else "cpu"
+    def model_ids(self) -> tuple[str, ...]:
+        return self.models.ids
 
-    def live_decoder(self) -> Model | PriorityDecoder:
-        """What live streams decode with: the engine, ahead of requests and jobs (or the model
-        itself when batching is off)."""
-        return PriorityDecoder(self.engine) if self.engine is not None else self.model
+    def live_decoder(self, model: str | None = None) -> ManagedDecoder:
+        """What a live stream decodes with: the model's engine, ahead of requests and jobs (or
+        the model itself when batching is off), held through the manager for each decode."""
+        return ManagedDecoder(self.models, model, Priority.LIVE)
 
-    def check_model(self, requested: str | None) -> None:
-        if requested is not None and requested not in self.model_ids:
-            raise UnknownModelError(
-                f"model {requested!r} is not served here; use one of {', '.join(self.model_ids)}"
-            )
+    def check_model(self, requested: str | None) -> str:
+        """The id of the served model a request names (UnknownModelError: a 404)."""
+        return self.models.resolve(requested)
 
     def options(self, params: DecodeParams, task: Task) -> TranscribeOptions:
         """The ``TranscribeOptions`` for a request (raises InvalidOptionError for bad values)."""
-        self.check_model(params.model)
+        model = self.check_model(params.model)
         try:
             language = normalize_language(params.language)
         except InvalidOptionError as e:
@@ -103,7 +102,9 @@ class Transcriber:
             best_of=self.decode.best_of,
             vad=self.decode.vad,
         )
-        options.check_model(multilingual=self.model.multilingual, model_name=self.model.name)
+        multilingual = self.models.multilingual(model)
+        if multilingual is not None:  # else checked when it loads (the engine does)
+            options.check_model(multilingual=multilingual, model_name=model)
         return options
 
     def run(
@@ -113,12 +114,14 @@ class Transcriber:
         *,
         label: str,
         cancel: threading.Event,
+        model: str | None = None,
         on_segment: SegmentCallback | None = None,
         priority: Priority = Priority.SYNC,
         diarize: DiarizeOptions | None = None,
     ) -> Transcript:
-        """Transcribe one file, waiting in the calling (worker) thread; with ``diarize``, label
-        its speakers (when that fails the transcript comes without them, the failure in
+        """Transcribe one file with ``model`` (None: the default one), waiting in the calling
+        (worker) thread; the model is loaded first if it is not. With ``diarize``, label its
+        speakers (when that fails the transcript comes without them, the failure in
         ``meta["diarization"]["error"]``).
 
         Raises TranscriptionCancelled when ``cancel`` is set before or during the run (the
@@ -127,10 +130,13 @@ class Transcriber:
         """
         if cancel.is_set():
             raise TranscriptionCancelled()
-        if self.engine is not None:
-            transcript = self._through_engine(path, options, label, cancel, on_segment, priority)
-        else:
-            transcript = self._alone(path, options, cancel, on_segment)
+        with self.models.use(model) as loaded:
+            if loaded.engine is not None:
+                transcript = self._through_engine(
+                    loaded.engine, path, options, label, cancel, on_segment, priority
+                )
+            else:
+                transcript = self._alone(loaded.model, path, options, cancel, on_segment)
         self.metrics.observe_transcription(
             options.task, transcript.duration, transcript.processing_time
         )
@@ -148,6 +154,7 @@ class Transcriber:
 
     def _alone(
         self,
+        model: Model,
         path: Path,
         options: TranscribeOptions,
         cancel: threading.Event,
@@ -159,10 +166,11 @@ class Transcriber:
             if on_segment is not None:
                 on_segment(segment)
 
-        return self.model.transcribe(path, options, on_segment=each_segment)
+        return model.transcribe(path, options, on_segment=each_segment)
 
     def _through_engine(
         self,
+        engine: Engine,
         path: Path,
         options: TranscribeOptions,
         label: str,
@@ -170,10 +178,7 @@ class Transcriber:
         on_segment: SegmentCallback | None,
         priority: Priority,
     ) -> Transcript:
-        assert self.engine is not None
-        handle = self.engine.submit(
-            path, options, priority=priority, name=label, on_segment=on_segment
-        )
+        handle = engine.submit(path, options, priority=priority, name=label, on_segment=on_segment)
         while True:
             try:
                 return handle.result(timeout=_CANCEL_POLL_S)
@@ -191,6 +196,7 @@ class Transcriber:
         *,
         label: str,
         slot: Slot,
+        model: str | None = None,
         on_segment: SegmentCallback | None = None,
         diarize: DiarizeOptions | None = None,
     ) -> tuple[Future[Transcript], WorkItem]:
@@ -212,6 +218,7 @@ class Transcriber:
                         options,
                         label=label,
                         cancel=item.cancel,
+                        model=model,
                         on_segment=on_segment,
                         diarize=diarize,
                     )

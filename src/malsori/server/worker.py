@@ -1,6 +1,7 @@
 """``malsori worker``: a process that only runs durable jobs, from the database every replica
-shares, with its own model and engine (jobs at ``JOB`` priority, as in the server) and a small
-Prometheus endpoint. No HTTP API: clients reach the jobs through any ``malsori serve`` replica.
+shares, with its own model manager (each job runs with the model it named, loaded on first use,
+behind that model's engine, at ``JOB`` priority as in the server) and a small Prometheus
+endpoint. No HTTP API: clients reach the jobs through any ``malsori serve`` replica.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run_worker(
             "worker %s: up to %d job(s) at once with %s; metrics on %s:%d",
             runner.jobs.leases.owner,
             concurrency,
-            runner.transcriber.model.name,
+            ", ".join(runner.models.served),
             settings.worker.metrics_host,
             settings.worker.metrics_port,
         )

@@ -76,7 +76,7 @@ async def _handle(request: Request, services: Services, owner: str, task: Task) 
                 options = options.replace(word_timestamps=True)
             with services.pool.slot() as slot:  # capacity first, then the decoding check
                 audio, label = await receive_audio(services, form, owner)
-                work = (audio.path, options, label, callback, diarize)
+                work = (audio.path, options, label, callback, diarize, params.model)
                 future, item = _submit(services, slot, *work)
         finally:
             await form.close()
@@ -114,11 +114,18 @@ def _submit(
     label: str,
     on_segment: SegmentCallback | None,
     diarize: DiarizeOptions | None,
+    model: str | None,
 ) -> tuple[Future[Transcript], WorkItem]:
     """Queue the work in its reserved slot; the spooled file is deleted if it cannot be queued."""
     try:
         return services.transcriber.submit(
-            path, options, label=label, slot=slot, on_segment=on_segment, diarize=diarize
+            path,
+            options,
+            label=label,
+            slot=slot,
+            model=model,
+            on_segment=on_segment,
+            diarize=diarize,
         )
     except BaseException:
         path.unlink(missing_ok=True)

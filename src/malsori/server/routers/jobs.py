@@ -51,6 +51,7 @@ async def create_job(request: Request, services: ServicesDep, owner: OwnerDep) -
                         slot=slot,
                         filename=label,
                         callback_url=params.callback_url,
+                        model=params.model,
                         request_id=current_request_id(),
                         diarize=diarize,
                     )

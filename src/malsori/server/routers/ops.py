@@ -23,14 +23,17 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> dict[str, Any]:
-    """200 when the model is loaded and the database answers; 503 otherwise. The ping runs on
-    the control threads: neither decoding uploads nor busy request handlers delay it."""
+    """200 once the server has started (the default model loaded, unless preloading is off) and
+    the database answers; 503 otherwise. The ping runs on the control threads: neither decoding
+    uploads nor busy request handlers delay it."""
     services = get_services(request)
     await services.call(services.db.ping)
+    default = services.models.status(services.models.default)
     return {
         "status": "ready",
-        "model": services.transcriber.model.name,
-        "device": services.transcriber.model.info.device,
+        "model": default.id,
+        "device": default.device,
+        "models_loaded": [s.id for s in services.models.statuses() if s.loaded],
         "workers": services.pool.workers,
         "queue_depth": services.pool.waiting,
     }

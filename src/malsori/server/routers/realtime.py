@@ -104,13 +104,15 @@ async def realtime(websocket: WebSocket) -> None:
             secret = _secret(websocket)
             owner = (await run_in_threadpool(services.keys.authenticate, secret)).id
         params = _params(websocket, openai=openai)
+        await run_in_threadpool(services.models.load, params.model)  # before the stream starts
         options = services.transcriber.options(params, params.task)
         options = options.replace(beam_size=services.settings.realtime.beam_size)
         if openai:
             await OpenAIStream.start(websocket, services, options, _streaming(services),
                                      params, owner, secret)  # fmt: skip
             return
-        engine = OnlineProcessor(services.transcriber.live_decoder(), options, _streaming(services))
+        decoder = services.transcriber.live_decoder(params.model)
+        engine = OnlineProcessor(decoder, options, _streaming(services))
         stream = LiveStream(websocket, services, engine, params, owner, secret)
         stream.switch_on = OPENAI_CLIENT_EVENTS
         try:

@@ -11,6 +11,7 @@ import argparse
 def register_all(sub: argparse._SubParsersAction) -> None:
     from . import (
         batch,
+        bench,
         convert,
         finetune,
         keys,
@@ -34,3 +35,4 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     quantize.register(sub)
     live.register(sub)
     subtitles.register(sub)
+    bench.register(sub)

@@ -35,6 +35,11 @@ class EngineOptions:
     threads: int = 0
     # Longest decode, in tokens (None: up to the model's max_length, 448 for Whisper).
     max_new_tokens: int | None = None
+    # torch.compile the encoder (its input is always one 30 s window, so it compiles once).
+    compile: bool = False
+    # "cpu" or "cuda"; half: float16 weights and activations (CUDA only).
+    device: str = "cpu"
+    half: bool = False
 
 
 class TransformersEngine:
@@ -57,6 +62,14 @@ class TransformersEngine:
                     f"dynamic int8 needs torch.ao.quantization, not in torch {torch.__version__}"
                 ) from e
             self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.options.half and self.options.device == "cpu":
+            raise InvalidOptionError("float16 needs the cuda device")
+        self.model = self.model.to(self.options.device)
+        if self.options.half:
+            self.model = self.model.half()
+        if self.options.compile:
+            encoder = self.model.get_encoder()
+            encoder.forward = torch.compile(encoder.forward)
         self.multilingual = bool(getattr(hf.model.generation_config, "is_multilingual", False))
 
     @classmethod
@@ -75,8 +88,8 @@ class TransformersEngine:
         fe = self.hf.feature_extractor
         return fe(audio, sampling_rate=fe.sampling_rate, return_tensors="pt").input_features
 
-    def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
-        """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
+    def _generate(self, audio: np.ndarray, language: str | None) -> list[int]:
+        """Greedy output of ``generate`` for a 16 kHz clip, prompt tokens included."""
         import torch
 
         kwargs: dict[str, Any] = {"num_beams": 1, "do_sample": False}
@@ -84,10 +97,31 @@ class TransformersEngine:
             kwargs["max_new_tokens"] = self.options.max_new_tokens
         if self.multilingual:
             kwargs.update(task="transcribe", language=language)
+        features = self.features(audio).to(self.options.device)
+        if self.options.half:
+            features = features.half()
         with torch.inference_mode():
-            out = self.model.generate(self.features(audio), **kwargs)
+            out = self.model.generate(features, **kwargs)
+        return [int(t) for t in out[0].tolist()]
+
+    def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
+        """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
         special = set(self.hf.tokenizer.all_special_ids)
-        return [int(t) for t in out[0].tolist() if int(t) not in special]
+        return [t for t in self._generate(audio, language) if t not in special]
+
+    def decode(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str | None]:
+        """Text and language of a clip; the language is detected when not given (the language
+        token ``generate`` chose; None for an English-only model)."""
+        ids = self._generate(audio, language)
+        special = set(self.hf.tokenizer.all_special_ids)
+        detected = language
+        for t in ids[:3]:  # <|startoftranscript|> <|ko|> <|transcribe|>
+            token = str(self.hf.tokenizer.convert_ids_to_tokens(t))
+            code = token.strip("<|>")
+            if token.startswith("<|") and code.isalpha() and code.islower() and len(code) <= 3:
+                detected = code
+        text = str(self.hf.tokenizer.decode([t for t in ids if t not in special])).strip()
+        return text, detected if self.multilingual else (language or "en")
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
         return str(self.hf.tokenizer.decode(self.token_ids(audio, language))).strip()

@@ -34,7 +34,7 @@ class BenchOptions:
     long: Path | None = None  # one long recording
     long_language: str | None = None  # its language (for scoring against its reference)
     limit: int | None = None  # clips of the manifest to use (first N)
-    repeats: int = 3
+    repeats: int = 2
     threads: int = 0
     device: str = "cpu"
     probe: bool = True  # measure the GEMM peak

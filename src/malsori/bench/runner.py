@@ -170,9 +170,13 @@ class WorkerProcess:
             raise WorkerError(f"{self.name}: {reply.get('error')}")
         return reply
 
-    def close(self) -> None:
-        if self.process.stdin is not None:
+    def stop(self) -> None:
+        """End of requests: the worker exits when it has read them all."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
+
+    def close(self) -> None:
+        self.stop()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -280,6 +284,8 @@ def run_bench(
                     continue
                 item.loaded.update(stats)
     finally:
+        for item in live:
+            item.worker.stop()
         for item in live:
             item.worker.close()
     for item in live:

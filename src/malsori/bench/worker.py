@@ -27,7 +27,16 @@ from .configs import BenchConfig, Setting, make
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    """This process's peak resident memory: ``VmHWM`` of its own address space. (``ru_maxrss``
+    would not do: Linux carries the parent's peak over into a child at fork.)"""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: kilobytes
 
 
 def peak_gpu_bytes() -> int | None:
@@ -97,6 +106,9 @@ def main() -> None:
     os.dup2(2, 1)  # engines that print (whisper.cpp, tqdm) write to stderr from now on
     sys.stdout = sys.stderr
     serve(sys.stdin, replies)
+    replies.close()
+    sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown: engine threads can hold it up for many seconds
 
 
 if __name__ == "__main__":

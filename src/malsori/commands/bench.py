@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--long-language", default=None, metavar="LANG",
                    help="the long recording's language, for scoring")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="use the first N clips")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each workload (3)")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs of each workload (2)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL_NAME,

@@ -70,7 +70,12 @@ class TransformersEngine:
         if self.options.compile:
             encoder = self.model.get_encoder()
             encoder.forward = torch.compile(encoder.forward)
-        self.multilingual = bool(getattr(hf.model.generation_config, "is_multilingual", False))
+        # An English-only checkpoint may still carry language tokens in its tokenizer: its
+        # vocabulary size says what it is (51865 and more for the multilingual models).
+        self.multilingual = (
+            bool(getattr(hf.model.generation_config, "is_multilingual", False))
+            and int(hf.model.config.vocab_size) >= 51865
+        )
 
     @classmethod
     def load(
@@ -88,40 +93,39 @@ class TransformersEngine:
         fe = self.hf.feature_extractor
         return fe(audio, sampling_rate=fe.sampling_rate, return_tensors="pt").input_features
 
-    def _generate(self, audio: np.ndarray, language: str | None) -> list[int]:
-        """Greedy output of ``generate`` for a 16 kHz clip, prompt tokens included."""
+    def _generate(self, audio: np.ndarray, language: str | None) -> tuple[list[int], str | None]:
+        """Greedy output tokens of ``generate`` for a 16 kHz clip, and the language decoded in:
+        detected from the same encoder output when a multilingual model is not given one."""
         import torch
 
         kwargs: dict[str, Any] = {"num_beams": 1, "do_sample": False}
         if self.options.max_new_tokens is not None:
             kwargs["max_new_tokens"] = self.options.max_new_tokens
-        if self.multilingual:
-            kwargs.update(task="transcribe", language=language)
         features = self.features(audio).to(self.options.device)
         if self.options.half:
             features = features.half()
         with torch.inference_mode():
-            out = self.model.generate(features, **kwargs)
-        return [int(t) for t in out[0].tolist()]
+            encoded = self.model.get_encoder()(features)
+            if self.multilingual:
+                if language is None:
+                    token = int(self.model.detect_language(encoder_outputs=encoded)[0])
+                    language = str(self.hf.tokenizer.convert_ids_to_tokens(token)).strip("<|>")
+                kwargs.update(task="transcribe", language=language)
+            out = self.model.generate(encoder_outputs=encoded, **kwargs)
+        return [int(t) for t in out[0].tolist()], language if self.multilingual else "en"
 
     def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
         """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
         special = set(self.hf.tokenizer.all_special_ids)
-        return [t for t in self._generate(audio, language) if t not in special]
+        return [t for t in self._generate(audio, language)[0] if t not in special]
 
-    def decode(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str | None]:
-        """Text and language of a clip; the language is detected when not given (the language
-        token ``generate`` chose; None for an English-only model)."""
-        ids = self._generate(audio, language)
+    def decode(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str]:
+        """Text and language of a clip; a multilingual model detects the language when it is
+        not given (an English-only one speaks English)."""
+        ids, decoded = self._generate(audio, language)
         special = set(self.hf.tokenizer.all_special_ids)
-        detected = language
-        for t in ids[:3]:  # <|startoftranscript|> <|ko|> <|transcribe|>
-            token = str(self.hf.tokenizer.convert_ids_to_tokens(t))
-            code = token.strip("<|>")
-            if token.startswith("<|") and code.isalpha() and code.islower() and len(code) <= 3:
-                detected = code
         text = str(self.hf.tokenizer.decode([t for t in ids if t not in special])).strip()
-        return text, detected if self.multilingual else (language or "en")
+        return text, str(decoded)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
         return str(self.hf.tokenizer.decode(self.token_ids(audio, language))).strip()

@@ -123,7 +123,8 @@ def speed_chart(report: BenchReport, path: Path) -> None:
         for name, x, y in pts:
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("CER, % (lower is better)")
-    ax.set_ylabel("RTFx, audio s per wall s (higher is better)")
+    ax.set_yscale("log")  # engines differ by orders of magnitude
+    ax.set_ylabel("RTFx, audio s per wall s (higher is better; log scale)")
     ax.set_title("Speed against accuracy")
     ax.grid(True, alpha=0.3)
     ax.legend()

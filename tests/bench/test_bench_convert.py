@@ -99,3 +99,33 @@ def test_converted_weights_transcribe_as_ctranslate2_does(bench_manifest: Path, 
     # layout, vocabulary or filters) gives nothing like the text at all.
     limit = 0.0 if name == "openai-whisper" else 0.3
     assert _wer(reference, [o.text for o in outputs]) <= limit, (reference, outputs)
+
+
+def test_openai_names_cover_every_weight_of_openai_whisper() -> None:
+    whisper_model = pytest.importorskip("whisper.model", reason="needs the bench extra")
+    from malsori.bench.convert import openai_dims, openai_state_dict
+    from malsori.finetune.ct2_format import read_model
+    from malsori.finetune.ct2_to_hf import hf_state_dict
+    from malsori.registry import resolve
+
+    ct2 = read_model(resolve("tiny.en").path)
+    hf = hf_state_dict(ct2)
+    dims = openai_dims(hf, (6, 6))
+    assert dims["n_audio_layer"] == dims["n_text_layer"] == 4
+    assert dims["n_vocab"] == 51864 and dims["n_mels"] == 80  # tiny.en: English-only
+    state = openai_state_dict(hf)
+    expected = whisper_model.Whisper(whisper_model.ModelDimensions(**dims)).state_dict()
+    assert set(state) == set(expected)
+    for name, value in state.items():
+        assert tuple(value.shape) == tuple(expected[name].shape), name
+
+
+def test_long_reference_reads_the_segments_file(tmp_path: Path) -> None:
+    from malsori.bench.plan import long_reference
+
+    audio = tmp_path / "talk.flac"
+    assert long_reference(audio) is None
+    (tmp_path / "talk.segments.tsv").write_text(
+        "start_s\tend_s\ttext\n0.0\t1.5\tFirst part.\n2.0\t3.0\t Second part.\n", encoding="utf-8"
+    )
+    assert long_reference(audio) == "First part. Second part."

@@ -11,6 +11,7 @@ import argparse
 def register_all(sub: argparse._SubParsersAction) -> None:
     from . import (
         batch,
+        bench,
         convert,
         finetune,
         keys,
@@ -38,3 +39,4 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     live.register(sub)
     subtitles.register(sub)
     speakers.register(sub)
+    bench.register(sub)

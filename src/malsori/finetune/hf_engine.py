@@ -35,6 +35,11 @@ class EngineOptions:
     threads: int = 0
     # Longest decode, in tokens (None: up to the model's max_length, 448 for Whisper).
     max_new_tokens: int | None = None
+    # torch.compile the encoder (its input is always one 30 s window, so it compiles once).
+    compile: bool = False
+    # "cpu" or "cuda"; half: float16 weights and activations (CUDA only).
+    device: str = "cpu"
+    half: bool = False
 
 
 class TransformersEngine:
@@ -57,7 +62,20 @@ class TransformersEngine:
                     f"dynamic int8 needs torch.ao.quantization, not in torch {torch.__version__}"
                 ) from e
             self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.multilingual = bool(getattr(hf.model.generation_config, "is_multilingual", False))
+        if self.options.half and self.options.device == "cpu":
+            raise InvalidOptionError("float16 needs the cuda device")
+        self.model = self.model.to(self.options.device)
+        if self.options.half:
+            self.model = self.model.half()
+        if self.options.compile:
+            encoder = self.model.get_encoder()
+            encoder.forward = torch.compile(encoder.forward)
+        # An English-only checkpoint may still carry language tokens in its tokenizer: its
+        # vocabulary size says what it is (51865 and more for the multilingual models).
+        self.multilingual = (
+            bool(getattr(hf.model.generation_config, "is_multilingual", False))
+            and int(hf.model.config.vocab_size) >= 51865
+        )
 
     @classmethod
     def load(
@@ -75,19 +93,39 @@ class TransformersEngine:
         fe = self.hf.feature_extractor
         return fe(audio, sampling_rate=fe.sampling_rate, return_tensors="pt").input_features
 
-    def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
-        """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
+    def _generate(self, audio: np.ndarray, language: str | None) -> tuple[list[int], str | None]:
+        """Greedy output tokens of ``generate`` for a 16 kHz clip, and the language decoded in:
+        detected from the same encoder output when a multilingual model is not given one."""
         import torch
 
         kwargs: dict[str, Any] = {"num_beams": 1, "do_sample": False}
         if self.options.max_new_tokens is not None:
             kwargs["max_new_tokens"] = self.options.max_new_tokens
-        if self.multilingual:
-            kwargs.update(task="transcribe", language=language)
+        features = self.features(audio).to(self.options.device)
+        if self.options.half:
+            features = features.half()
         with torch.inference_mode():
-            out = self.model.generate(self.features(audio), **kwargs)
+            encoded = self.model.get_encoder()(features)
+            if self.multilingual:
+                if language is None:
+                    token = int(self.model.detect_language(encoder_outputs=encoded)[0])
+                    language = str(self.hf.tokenizer.convert_ids_to_tokens(token)).strip("<|>")
+                kwargs.update(task="transcribe", language=language)
+            out = self.model.generate(encoder_outputs=encoded, **kwargs)
+        return [int(t) for t in out[0].tolist()], language if self.multilingual else "en"
+
+    def token_ids(self, audio: np.ndarray, language: str | None = None) -> list[int]:
+        """Greedy output tokens for a 16 kHz clip, text tokens only (no prompt, no end)."""
         special = set(self.hf.tokenizer.all_special_ids)
-        return [int(t) for t in out[0].tolist() if int(t) not in special]
+        return [t for t in self._generate(audio, language)[0] if t not in special]
+
+    def decode(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str]:
+        """Text and language of a clip; a multilingual model detects the language when it is
+        not given (an English-only one speaks English)."""
+        ids, decoded = self._generate(audio, language)
+        special = set(self.hf.tokenizer.all_special_ids)
+        text = str(self.hf.tokenizer.decode([t for t in ids if t not in special])).strip()
+        return text, str(decoded)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
         return str(self.hf.tokenizer.decode(self.token_ids(audio, language))).strip()

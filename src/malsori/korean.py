@@ -30,6 +30,7 @@ one lock; a call takes milliseconds, next to seconds of decoding.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -401,3 +402,96 @@ def convert_numbers(text: str, style: str) -> str:
         return _numerals_to_digits(text)
     text = re.sub(r"(\d)\s*%", r"\1 퍼센트", text)
     return _NUMBER.sub(lambda m: _number_to_words(m, m.string), text)
+
+
+# --- language-model score (N-best rescoring) -------------------------------------------------
+
+
+class KiwiScorer:
+    """Kiwi's language model as a rescoring scorer (``malsori.rescoring``): the log-probability
+    of the likeliest morphological analysis of a text.
+
+    Numbers are scored in one notation (digits, or words when that is the chosen
+    ``number_style``), so that "2시간" and "두 시간" are the same text to the model and Whisper's
+    own score decides between them. A text without Hangul is not Korean to score: ``ScorerError``.
+    """
+
+    def __init__(self, number_style: str = "keep"):
+        self.number_style = number_style
+
+    def normalize(self, text: str) -> str:
+        return convert_numbers(text, "words" if self.number_style == "words" else "digits")
+
+    def score(self, text: str) -> float:
+        from .rescoring import ScorerError
+
+        if not has_hangul(text):
+            raise ScorerError("no Hangul to score")
+        with _lock:
+            analyses = _get_kiwi().analyze(text, top_n=1)
+        if not analyses:
+            raise ScorerError("Kiwi found no analysis")
+        return float(analyses[0][1])
+
+
+# --- standard spacing ------------------------------------------------------------------------
+
+# Morphemes that never start a word: particles, endings, suffixes, the copula.
+_ATTACHED = ("J", "E", "XS", "VCP")
+# Morphemes that start a word when they follow a particle or an ending.
+_WORD_START = ("NN", "NP", "NR", "VV", "VA", "VX", "MA", "MM", "IC", "XR", "XPN", "SL", "SH", "SN")
+
+
+def _attaches(tag: str) -> bool:
+    return tag.startswith(_ATTACHED)
+
+
+def _space_required(left: Any, right: Any) -> bool:
+    """Whether Korean orthography requires a space between ``left`` and ``right`` (morphemes
+    of a text): after a particle or an ending (other than the connective -아/-어 before an
+    auxiliary verb, which may stand together), before a content word."""
+    if not right.tag.startswith(_WORD_START) or _optional_space(left, right):
+        return False
+    if left.tag in ("MAG", "MAJ", "MM"):  # "안 하고", "모든 사람": an adverb or a determiner
+        return right.tag.startswith(("NN", "NP", "NR", "VV", "VA", "MA", "MM", "XR"))
+    return left.tag.startswith("J") or left.tag in ("EF", "EC", "ETM")
+
+
+def standard_spacing(text: str) -> str:
+    """``text`` spaced where Korean orthography leaves no choice, its characters unchanged.
+
+    Spaces before particles, endings, suffixes and the copula are removed ("캐스팅 이" ->
+    "캐스팅이"), and a space is inserted where a particle or an ending is followed by a content
+    word ("마무리되는대로" -> "마무리되는 대로", "시작할거래" -> "시작할 거래"). Where the rules
+    leave a choice (compound nouns such as "세계문화유산", an auxiliary verb after -아/-어 as in
+    "신청해주세요", a number and its unit) the text keeps the spacing it was written with.
+    """
+    if not has_hangul(text):
+        return text
+    with _lock:
+        tokens = [t for t in _get_kiwi().tokenize(text) if t.len > 0]
+    remove: set[int] = set()  # indices of spaces to drop
+    insert: set[int] = set()  # indices before which a space goes
+    for left, right in itertools.pairwise(tokens):
+        end = left.start + left.len
+        if right.start < end:  # inside a syllable (할 = 하 + ᆯ): no boundary
+            continue
+        gap = text[end : right.start]
+        if gap and not gap.isspace():
+            continue  # punctuation or anything Kiwi did not take in between
+        if gap and _attaches(right.tag) and not right.tag.startswith("S"):
+            remove.update(range(end, right.start))
+        elif not gap and _space_required(left, right):
+            insert.add(right.start)
+    if not remove and not insert:
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        if i in insert:
+            out.append(" ")
+        if i not in remove:
+            out.append(ch)
+    spaced = "".join(out)
+    if spaced.replace(" ", "") != text.replace(" ", ""):
+        return text  # never changes a character
+    return spaced

@@ -95,6 +95,7 @@ class Transcriber:
             beam_size=self.decode.beam_size,
             best_of=self.decode.best_of,
             vad=self.decode.vad,
+            rescore=self.decode.rescore,
         )
         options.check_model(multilingual=self.model.multilingual, model_name=self.model.name)
         return options

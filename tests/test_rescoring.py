@@ -215,3 +215,44 @@ def test_the_packed_engine_rescores_with_the_same_rule(
     assert any(c.chosen for c in seen), "the scorer never overturned Whisper"
     assert rescored.text != plain_text
     assert rescored.text.strip()
+
+
+# --- language found once -----------------------------------------------------------------------
+
+
+def test_language_is_detected_on_the_encoder_pass_the_first_window_decodes_from(
+    model: Any, audio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faster_whisper
+
+    passes: list[tuple[int, ...]] = []
+    encode = faster_whisper.WhisperModel.encode
+
+    def counting(self: Any, features: Any) -> Any:
+        passes.append(tuple(features.shape))
+        return encode(self, features)
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "encode", counting)
+    detected = model.transcribe(audio.french, TranscribeOptions(rescore=False))
+    assert detected.language.language == "fr" and detected.language.detected
+    assert len(passes) == 1  # faster-whisper: one for detection, one for the window
+    passes.clear()
+    given = model.transcribe(audio.french, TranscribeOptions(language="fr", rescore=False))
+    assert len(passes) == 1
+    assert given.text == detected.text
+
+
+@pytest.mark.parametrize("clip", ["french", "spanish", "english", "noise"])
+def test_detection_gives_exactly_faster_whispers_language_and_probability(
+    model: Any, audio: Any, clip: str
+) -> None:
+    import faster_whisper
+
+    samples = faster_whisper.decode_audio(str(getattr(audio, clip)))  # the same samples for both
+    ours = model.transcribe(samples, TranscribeOptions(vad=False, rescore=False)).language
+    plain = faster_whisper.WhisperModel(
+        model.info.path, device="cpu", compute_type=model.info.compute_type, cpu_threads=2
+    )
+    _, info = plain.transcribe(samples, vad_filter=False, beam_size=5)
+    assert ours.language == info.language
+    assert ours.probability == pytest.approx(info.language_probability, abs=1e-6)

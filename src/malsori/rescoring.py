@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # The weight of the language model's score and how many hypotheses beam search keeps, chosen on
 # a tuning split of the dev set (docs/accuracy.md has the curve): Korean, Kiwi's model.
-DEFAULT_WEIGHT = 0.5
+DEFAULT_WEIGHT = 1.0
 DEFAULT_HYPOTHESES = 5
 DEFAULT_LENGTH_NORM = False
 

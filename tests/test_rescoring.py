@@ -256,3 +256,15 @@ def test_detection_gives_exactly_faster_whispers_language_and_probability(
     _, info = plain.transcribe(samples, vad_filter=False, beam_size=5)
     assert ours.language == info.language
     assert ours.probability == pytest.approx(info.language_probability, abs=1e-6)
+
+
+@pytest.mark.parametrize("clip", ["silence", "noise", "english"])
+def test_korean_rescoring_on_audio_with_no_korean_in_it(model: Any, audio: Any, clip: str) -> None:
+    """Silence, noise, and speech in another language decoded as Korean: nothing fails, and
+    the rescored transcript is never worse off than the plain one (no text where it had none)."""
+    opts = TranscribeOptions(language="ko")
+    rescored = model.transcribe(getattr(audio, clip), opts)
+    plain = model.transcribe(getattr(audio, clip), opts.replace(rescore=False))
+    if not plain.text.strip():
+        assert not rescored.text.strip()
+    assert rescored.language.language == "ko"

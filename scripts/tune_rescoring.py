@@ -170,6 +170,7 @@ def grid(args: argparse.Namespace) -> None:
     base_wer = rate(counts(tune, [base_texts[id(c)] for c in tune], "word"))
     # Both goals count: the choice minimises CER and WER relative to Whisper's own, summed.
     best: tuple[float, float, int, bool] | None = None
+    curves: dict[str, list[tuple[float, float, float]]] = {}
     for norm in (False, True):
         for kept in HYPOTHESES:
             for weight in WEIGHTS:
@@ -178,11 +179,14 @@ def grid(args: argparse.Namespace) -> None:
                 wer = rate(counts(tune, texts, "word"))
                 kind = "mean" if norm else "sum"
                 print(f"| {kind} | {kept} | {weight} | {cer:.2f} | {wer:.2f} |")
+                curves.setdefault(f"{kind}, {kept} hypotheses", []).append((weight, cer, wer))
                 criterion = cer / rate(tb_cer) + wer / base_wer
                 if best is None or criterion < best[0] - 1e-9:
                     best = (criterion, weight, kept, norm)
     assert best is not None
     _, weight, kept, norm = best
+    if args.plot:
+        plot(curves, rate(tb_cer), base_wer, args.plot)
     print(f"\nchosen on the tuning split: weight {weight}, {kept} hypotheses, "
           f"{'mean' if norm else 'sum'} scores")  # fmt: skip
     groups: dict[str, list[dict[str, Any]]] = {"all evaluation clips": held}
@@ -209,6 +213,30 @@ def grid(args: argparse.Namespace) -> None:
                 print(f"- {c['reference']}\n  {before}\n  {after}")
 
 
+def plot(
+    curves: dict[str, list[tuple[float, float, float]]], cer0: float, wer0: float, path: str
+) -> None:
+    """The tuning split's CER and WER against the weight, one line per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, points in curves.items():
+        w = [p[0] for p in points]
+        axes[0].plot(w, [p[1] for p in points], marker="o", label=name)
+        axes[1].plot(w, [p[2] for p in points], marker="o", label=name)
+    for ax, base, title in ((axes[0], cer0, "CER without spaces (%)"), (axes[1], wer0, "WER (%)")):
+        ax.axhline(base, color="grey", linestyle="--", label="Whisper's best")
+        ax.set_xlabel("language-model weight")
+        ax.set_title(f"tuning split: {title}")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +249,7 @@ def main() -> None:
     g = sub.add_parser("grid")
     g.add_argument("dump")
     g.add_argument("--examples", action="store_true")
+    g.add_argument("--plot", default=None, metavar="PNG", help="draw the tuning curves here")
     args = parser.parse_args()
     dump(args) if args.command == "dump" else grid(args)
 

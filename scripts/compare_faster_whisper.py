@@ -246,7 +246,7 @@ def long_file(path: Path, systems: dict[str, Transcriber], repeats: int) -> list
             start = time.perf_counter()
             systems[name](entry)
             times[name].append(time.perf_counter() - start)
-    duration = probe(path).duration
+    duration = probe(path).declared_duration or 0.0
     lines = [f"Long recording `{path.name}` ({duration:.0f} s), {repeats} runs each, alternating:",
              "", "| system | median s | runs (s) | RTFx |", "|---|---:|---|---:|"]  # fmt: skip
     for name, ts in times.items():
@@ -321,11 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         *changes_table(reports["faster-whisper"], reports["malsori"]),
     ]
     lines += ["", *bootstrap_table(results)]
-    if args.long is not None:
-        lines += ["", *long_file(args.long, systems, args.repeats)]
     if args.worst:
         lines += regressions_section(regressions(results, args.worst))
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)  # before the long recording: nothing is lost if it fails
     if args.json is not None:
         data = {
             "command": command_line(),
@@ -335,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         }
         args.json.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    if args.long is not None:
+        print("\n".join(["", *long_file(args.long, systems, args.repeats)]))
     return 0
 
 

@@ -11,8 +11,8 @@ Engines: ``malsori`` (malsori batch, packed engine, default options), ``fw-seque
 detection, no VAD) and ``fw-batched`` (faster-whisper ``BatchedInferencePipeline.transcribe``
 file by file with ``--batch-size``, its defaults). ``malsori-sequential`` (the batch command's
 sequential engine, i.e. ``malsori transcribe``) and ``malsori-plain`` (packed, Korean
-post-processing off: the engine without the Korean analyser's memory) can be added with
-``--engines``.
+post-processing and rescoring off: the engine without the Korean analyser's memory) and
+``malsori-norescore`` (packed, N-best rescoring off) can be added with ``--engines``.
 
 Each engine runs in its own process: it loads the model, transcribes one clip untimed (warm-up:
 model caches, Korean post-processing dictionaries), then the whole workload timed. Reported:
@@ -39,7 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENGINES = ("malsori", "fw-sequential", "fw-batched", "malsori-sequential", "malsori-plain")
+ENGINES = (
+    "malsori", "fw-sequential", "fw-batched", "malsori-sequential", "malsori-plain",
+    "malsori-norescore",
+)  # fmt: skip
 DEFAULT_ENGINES = ("malsori", "fw-sequential", "fw-batched")
 
 
@@ -93,7 +96,9 @@ def _malsori_run(args: argparse.Namespace, files: list[str]) -> tuple[dict[str, 
     )  # fmt: skip
     options = TranscribeOptions()
     if args.engine == "malsori-plain":  # without the Korean stage (and its analyser's memory)
-        options = options.replace(korean_spacing=False, korean_punctuation=False)
+        options = options.replace(korean_spacing=False, korean_punctuation=False, rescore=False)
+    if args.engine == "malsori-norescore":  # the packed engine without N-best rescoring
+        options = options.replace(rescore=False)
     model.transcribe(args.warmup, options)
     args.baseline_mib = _rss_now_mib()
     with tempfile.TemporaryDirectory(prefix="bench-out-") as out:

@@ -59,6 +59,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="seed CTranslate2's random generators first: the clips whose decodes "
                    "fail at temperature 0 are sampled at higher ones, by both systems; a seed "
                    "makes a run repeatable (default: unseeded)")  # fmt: skip
+    p.add_argument("--exclude", action="append", default=[], metavar="TEXT",
+                   help="leave out clips whose path contains TEXT (repeatable): e.g. the "
+                   "speaker rescoring was tuned on, /kih/")  # fmt: skip
+    p.add_argument("--long", type=Path, default=None, metavar="FILE",
+                   help="also time both on this long recording (not scored)")  # fmt: skip
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of the long recording by each system, alternating (default: 3)",
+    )
     p.add_argument("--worst", type=int, default=5, metavar="N",
                    help="show the N clips where malsori loses most (default: 5)")  # fmt: skip
     return p.parse_args(argv)
@@ -102,8 +113,9 @@ def _num(value: float | None) -> str:
 
 def metrics_table(reports: dict[str, EvaluationReport]) -> list[str]:
     lines = [
-        "| language | n | system | WER | CER | CER (no spaces) | lang-ID acc | RTFx |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| language | n | system | WER | WER respaced | CER | CER (no spaces) | lang-ID acc "
+        "| RTFx |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     first = next(iter(reports.values()))
     codes = [r.language for r in first.languages] + ([ALL] if len(first.languages) > 1 else [])
@@ -113,7 +125,8 @@ def metrics_table(reports: dict[str, EvaluationReport]) -> list[str]:
             if r is None:
                 continue
             lines.append(
-                f"| {code} | {r.utterances} | {name} | {_pct(r.wer)} | {_pct(r.cer)} | "
+                f"| {code} | {r.utterances} | {name} | {_pct(r.wer)} | {_pct(r.wer_respaced)} | "
+                f"{_pct(r.cer)} | "
                 f"{_pct(r.cer_nospace)} | {_pct(r.language_id_accuracy)} | {_num(r.rtfx)} |"
             )
     return lines
@@ -158,6 +171,91 @@ def regressions_section(pairs: list[tuple[UtteranceResult, UtteranceResult]]) ->
     return lines
 
 
+def _rate(results: Sequence[UtteranceResult], unit: str) -> float:
+    counts = [getattr(r, unit) for r in results]
+    return sum(c.errors for c in counts) / max(1, sum(c.length for c in counts))
+
+
+def paired_bootstrap(
+    base: Sequence[UtteranceResult], new: Sequence[UtteranceResult], unit: str, rounds: int = 2000
+) -> tuple[float, float, float]:
+    """Relative change of the error rate (``unit``: words, chars_nospace, words_respaced) from
+    ``base`` to ``new`` with a 95 % interval, resampling clips with both systems' results kept
+    together (a paired bootstrap)."""
+    import random
+
+    rng = random.Random(0)
+    n = len(base)
+    change = (_rate(new, unit) - _rate(base, unit)) / max(_rate(base, unit), 1e-9)
+    draws = []
+    for _ in range(rounds):
+        idx = [rng.randrange(n) for _ in range(n)]
+        b = _rate([base[i] for i in idx], unit)
+        draws.append((_rate([new[i] for i in idx], unit) - b) / max(b, 1e-9))
+    draws.sort()
+    return 100 * change, 100 * draws[int(0.025 * rounds)], 100 * draws[int(0.975 * rounds)]
+
+
+def bootstrap_table(results: dict[str, list[UtteranceResult]]) -> list[str]:
+    """malsori against faster-whisper per subset (the clips' folder) and language, each change
+    with its paired-bootstrap interval: CER without spaces for Korean, WER, and WER with the
+    hypothesis spaced as the reference."""
+    fw, ms = results["faster-whisper"], results["malsori"]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(fw):
+        groups.setdefault(f"{r.language} (all)", []).append(i)
+        groups.setdefault(f"{r.language} {Path(r.id).parent.name}", []).append(i)
+    lines = [
+        "Change from faster-whisper to malsori (relative, 95 % paired-bootstrap interval):",
+        "",
+        "| subset | clips | CER no spaces (fw → malsori) | change | WER (fw → malsori) | change "
+        "| WER respaced (fw → malsori) |",
+        "|---|---:|---|---|---|---|---|",
+    ]
+    for name, idx in sorted(groups.items()):
+        base, new = [fw[i] for i in idx], [ms[i] for i in idx]
+        cells = []
+        for unit in ("chars_nospace", "words"):
+            if unit == "chars_nospace" and not name.startswith(("ko", "ja", "zh")):
+                cells += ["–", "–"]
+                continue
+            c, lo, hi = paired_bootstrap(base, new, unit)
+            cells += [
+                f"{100 * _rate(base, unit):.2f} → {100 * _rate(new, unit):.2f}",
+                f"{c:+.1f} % ({lo:+.1f} … {hi:+.1f})",
+            ]
+        resp = (
+            f"{100 * _rate(base, 'words_respaced'):.2f} → {100 * _rate(new, 'words_respaced'):.2f}"
+        )
+        lines.append(f"| {name} | {len(idx)} | {' | '.join(cells)} | {resp} |")
+    return lines
+
+
+def long_file(path: Path, systems: dict[str, Transcriber], repeats: int) -> list[str]:
+    """Each system on one long recording, ``repeats`` times, alternating which goes first."""
+    import statistics
+    import time
+
+    from malsori.audio import probe
+
+    entry = ManifestEntry(path, "ko" if "ko" in path.name else "en", "")
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    names = list(systems)
+    for i in range(repeats):
+        for name in names if i % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            systems[name](entry)
+            times[name].append(time.perf_counter() - start)
+    duration = probe(path).declared_duration or 0.0
+    lines = [f"Long recording `{path.name}` ({duration:.0f} s), {repeats} runs each, alternating:",
+             "", "| system | median s | runs (s) | RTFx |", "|---|---:|---|---:|"]  # fmt: skip
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        runs = ", ".join(f"{t:.1f}" for t in ts)
+        lines.append(f"| {name} | {med:.1f} | {runs} | {duration / med:.1f} |")
+    return lines
+
+
 def command_line() -> str:
     exe = sys.executable
     if exe.startswith(os.getcwd() + os.sep):
@@ -193,7 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     languages = args.languages.split(",") if args.languages else None
     entries = select_entries(
-        load_manifest(args.manifest),
+        [
+            e
+            for e in load_manifest(args.manifest)
+            if not any(x in str(e.audio) for x in args.exclude)
+        ],
         languages=languages,
         limit_per_language=args.limit_per_language,
     )
@@ -218,9 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *changes_table(reports["faster-whisper"], reports["malsori"]),
     ]
+    lines += ["", *bootstrap_table(results)]
     if args.worst:
         lines += regressions_section(regressions(results, args.worst))
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)  # before the long recording: nothing is lost if it fails
     if args.json is not None:
         data = {
             "command": command_line(),
@@ -230,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         }
         args.json.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    if args.long is not None:
+        print("\n".join(["", *long_file(args.long, systems, args.repeats)]))
     return 0
 
 

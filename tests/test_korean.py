@@ -162,3 +162,60 @@ def test_kiwi_is_shared_and_safe_across_threads() -> None:
     for t in threads:
         t.join()
     assert results == expected
+
+
+# --- standard spacing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "spaced"),
+    [
+        ("마무리되는대로 촬영을 시작할거래", "마무리되는 대로 촬영을 시작할 거래"),  # ending + word
+        ("캐스팅 이 마무리되면", "캐스팅이 마무리되면"),  # no space before a particle
+        ("이책을 읽었다", "이 책을 읽었다"),  # a determiner before a noun
+    ],
+)
+def test_standard_spacing_puts_the_spaces_orthography_requires(text: str, spaced: str) -> None:
+    assert korean.standard_spacing(text) == spaced
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "불국사와 석굴암은 유네스코 세계문화유산으로 등재되어 있어.",  # a compound noun, together
+        "유네스코 세계 문화 유산으로",  # ... or apart: both are allowed
+        "인터넷으로 신청해주세요",  # an auxiliary verb after -아/-어, together
+        "회의실로 들어와 주십시오",  # ... or apart
+        "2시간 동안",  # a number and its unit
+        "그만해 주세요",  # 그만하다 is a verb of its own: not 그만 해
+        "hello world",
+        "",
+    ],
+)
+def test_standard_spacing_leaves_orthographys_choices_as_written(text: str) -> None:
+    assert korean.standard_spacing(text) == text
+
+
+def test_standard_spacing_leaves_unlikely_analyses_alone() -> None:
+    # a misheard word ("할부로" heard as "할부러") analyses as 하+ㄹ + a rare adverb: not split
+    assert korean.standard_spacing("할부러 하시겠습니까") == "할부러 하시겠습니까"
+
+
+ODD_TEXTS = [
+    "아버지가방에들어가신다",
+    "  앞뒤 공백  은 그대로 ",
+    "가나다 😀 abc 라마 " * 20,
+    "1 2 3 시간",
+]
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_standard_spacing_only_ever_moves_spaces(text: str) -> None:
+    out = korean.standard_spacing(text)
+    assert out.replace(" ", "") == text.replace(" ", "")
+    assert out[: len(out) - len(out.lstrip())] == text[: len(text) - len(text.lstrip())]
+
+
+def test_segment_spacing_runs_the_guard_then_the_rules() -> None:
+    assert korean.space("아버지가방에들어가신다") == "아버지가 방에 들어가신다"
+    assert korean.space("시작할거래") == "시작할 거래"

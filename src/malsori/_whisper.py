@@ -45,12 +45,49 @@ from .decoding import (
     fit_budget,
     sampling,
 )
+from .rescoring import Rescorer
 
 logger = logging.getLogger(__name__)
 
 _MARGIN_FRAMES = 100  # padding kept after the audio when the window is cut
 
 _encoder_frames: ContextVar[int | None] = ContextVar("malsori_encoder_frames", default=None)
+_rescorer: ContextVar[Rescorer | None] = ContextVar("malsori_rescorer", default=None)
+
+
+@dataclass
+class _Remembered:
+    """The encoder output of language detection's first window, kept for the first decode."""
+
+    detecting: bool = True
+    features: np.ndarray | None = None
+    output: Any = None
+
+
+_first_window: ContextVar[_Remembered | None] = ContextVar("malsori_first_window", default=None)
+
+
+def same_window(detected: np.ndarray, decoded: np.ndarray) -> bool:
+    """Whether the first window to decode is what detection encoded: the same features, except
+    that faster-whisper detects on every frame and decodes all but the last (a partial frame at
+    the end of the audio, which detection sees as one more frame)."""
+    if detected.shape != decoded.shape:
+        return False
+    nonzero = np.flatnonzero(np.any(decoded != 0, axis=0))
+    k = int(nonzero[-1]) + 1 if nonzero.size else 0
+    return bool(
+        np.array_equal(detected[..., :k], decoded[..., :k]) and not np.any(detected[..., k + 1 :])
+    )
+
+
+@contextmanager
+def rescoring(rescorer: Rescorer | None) -> Iterator[None]:
+    """Re-rank each window's beam hypotheses with ``rescorer`` in this context (None: off)."""
+    token = _rescorer.set(rescorer)
+    try:
+        yield
+    finally:
+        _rescorer.reset(token)
 
 
 @contextmanager
@@ -79,6 +116,16 @@ def cut_padding(features: np.ndarray, min_frames: int) -> np.ndarray:
 
 
 @dataclass
+class _Chosen:
+    """A generation result narrowed to the hypothesis rescoring chose, in CTranslate2's shape
+    (faster-whisper reads ``sequences_ids[0]``, ``scores[0]`` and ``no_speech_prob``)."""
+
+    sequences_ids: list[list[int]]
+    scores: list[float]
+    no_speech_prob: float
+
+
+@dataclass
 class _Try:
     """One decode of a window at one temperature."""
 
@@ -95,6 +142,22 @@ class _Try:
 
 class WhisperModel(faster_whisper.WhisperModel):
     def encode(self, features: np.ndarray) -> Any:
+        """Encoder output of a window; language detection's first window is encoded once for
+        both detection and the first decode (faster-whisper encodes it twice)."""
+        remembered = _first_window.get()
+        if remembered is None:
+            return self._encode(features)
+        if remembered.detecting:
+            if remembered.output is not None:  # detection's later segments
+                return self._encode(features)
+            remembered.features, remembered.output = features, self._encode(features)
+            return remembered.output
+        _first_window.set(None)  # only the first encode after detection may reuse it
+        if remembered.features is not None and same_window(remembered.features, features):
+            return remembered.output
+        return self._encode(features)
+
+    def _encode(self, features: np.ndarray) -> Any:
         min_frames = _encoder_frames.get()
         if min_frames is not None:
             window = features if features.ndim == 3 else features[None]
@@ -114,6 +177,10 @@ class WhisperModel(faster_whisper.WhisperModel):
             options.log_prob_threshold,
             options.no_speech_threshold,
         )
+        rescorer = _rescorer.get()
+        if rescorer is not None and not rescorer.applies(tokenizer.language_code):
+            rescorer = None
+        kept = rescorer.hypotheses if rescorer is not None else 1
         budget = fit_budget(len(prompt), options.max_new_tokens, self.max_length)
         max_length = len(prompt) + budget if budget is not None else self.max_length
         tries: list[_Try] = []
@@ -130,7 +197,7 @@ class WhisperModel(faster_whisper.WhisperModel):
                 suppress_blank=options.suppress_blank,
                 suppress_tokens=options.suppress_tokens,
                 max_initial_timestamp_index=round(options.max_initial_timestamp / TIME_PRECISION),
-                **sampling(temperature, options.beam_size, options.best_of, options.patience),
+                **sampling(temperature, options.beam_size, options.best_of, options.patience, kept),
             )[0]
             tokens = result.sequences_ids[0]
             attempt = _Try(
@@ -143,6 +210,8 @@ class WhisperModel(faster_whisper.WhisperModel):
             )
             tries.append(attempt)
             if not rule.needs_fallback(attempt, used_budget=attempt.used_budget):
+                if rescorer is not None and temperature == 0:
+                    attempt.result = _rescored(result, rescorer, tokenizer)
                 return attempt.as_tuple(temperature)
             logger.debug("fallback from temperature %g (ratio %.2f, logprob %.2f, budget %s)",
                          temperature, attempt.compression_ratio, attempt.avg_logprob,
@@ -150,6 +219,17 @@ class WhisperModel(faster_whisper.WhisperModel):
         # Every temperature failed: a try that stopped by itself before one cut off in a loop.
         best = rule.best_of_failed([t for t in tries if not t.used_budget] or tries)
         return best.as_tuple(tries[-1].temperature)  # the last temperature, as faster-whisper
+
+    def detect_language(self, *args: Any, **kwargs: Any) -> Any:
+        """faster-whisper's detection; the encoder output of its first 30 s is kept for the
+        first window's decode, which then needs no encoder pass of its own (see ``encode``)."""
+        _first_window.set(_Remembered())
+        try:
+            return super().detect_language(*args, **kwargs)
+        finally:
+            remembered = _first_window.get()
+            if remembered is not None:
+                remembered.detecting = False
 
     def _split_segments_by_timestamps(self, **kwargs: Any) -> Any:
         segments, seek, single_timestamp_ending = super()._split_segments_by_timestamps(**kwargs)
@@ -160,3 +240,13 @@ class WhisperModel(faster_whisper.WhisperModel):
             # it the window ended cleanly, so it does not move back to the last word.
             return segments, seek, True
         return segments, seek, single_timestamp_ending
+
+
+def _rescored(result: Any, rescorer: Rescorer, tokenizer: Any) -> Any:
+    """``result`` narrowed to the hypothesis ``rescorer`` picks among its beam's best."""
+    chosen = rescorer.choose_result(result, tokenizer.language_code, tokenizer.decode)
+    if chosen == 0:
+        return result
+    return _Chosen(
+        [list(result.sequences_ids[chosen])], [result.scores[chosen]], result.no_speech_prob
+    )

@@ -80,12 +80,16 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def sampling(temperature: float, beam_size: int, best_of: int, patience: float) -> dict[str, Any]:
-    """CTranslate2 ``generate`` arguments for one try: beam search at 0, sampling above."""
+def sampling(
+    temperature: float, beam_size: int, best_of: int, patience: float, hypotheses: int = 1
+) -> dict[str, Any]:
+    """CTranslate2 ``generate`` arguments for one try: beam search at 0 (keeping ``hypotheses``
+    of its best readings, for N-best rescoring), sampling above."""
     if temperature > 0:
         return {"beam_size": 1, "num_hypotheses": best_of, "sampling_topk": 0,
                 "sampling_temperature": temperature}  # fmt: skip
-    return {"beam_size": beam_size, "patience": patience}
+    kept = max(1, min(hypotheses, beam_size))
+    return {"beam_size": beam_size, "patience": patience, "num_hypotheses": kept}
 
 
 class Scored(Protocol):

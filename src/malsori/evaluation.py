@@ -68,7 +68,9 @@ __all__ = [
 # (Korean): their CER is also reported with all spaces removed.
 NO_SPACE_LANGUAGES = frozenset({"ko", "ja", "zh", "yue", "th", "lo", "my", "km"})
 ALL = "all"  # the pseudo-language of the row that pools every utterance
-METRICS: tuple[str, ...] = ("wer", "cer", "cer_nospace", "language_id_accuracy", "rtfx")
+METRICS: tuple[str, ...] = (
+    "wer", "wer_respaced", "cer", "cer_nospace", "language_id_accuracy", "rtfx"
+)  # fmt: skip
 HIGHER_IS_BETTER = frozenset({"language_id_accuracy", "rtfx"})
 
 
@@ -153,6 +155,33 @@ def error_counts(reference: str, hypothesis: str, *, unit: str = "word") -> Erro
     return ErrorCounts(edits, out.substitutions + out.deletions + out.hits)
 
 
+def respace_like(reference: str, hypothesis: str) -> str:
+    """``hypothesis`` with its spaces moved to the reference's word boundaries: its characters
+    aligned to the reference's (both without spaces, by edit distance), a space put before each
+    character aligned to one that starts a reference word. Scoring this against the reference
+    counts word errors that are not spacing ("spacing-insensitive WER"): in Korean about half of
+    a transcript's word errors are spaces alone."""
+    import jiwer
+
+    ref_ns, hyp_ns = reference.replace(" ", ""), hypothesis.replace(" ", "")
+    if not ref_ns or not hyp_ns:
+        return hypothesis
+    starts, pos = set(), 0
+    for word in reference.split():
+        if pos:
+            starts.add(pos)
+        pos += len(word)
+    cuts: set[int] = set()
+    for chunk in jiwer.process_characters(ref_ns, hyp_ns).alignments[0]:
+        for r in range(chunk.ref_start_idx, chunk.ref_end_idx):
+            if r in starts:
+                # a deleted reference character: the boundary falls where the deletion is
+                offset = 0 if chunk.type == "delete" else r - chunk.ref_start_idx
+                cuts.add(chunk.hyp_start_idx + offset)
+    out = [(" " if i in cuts and i else "") + c for i, c in enumerate(hyp_ns)]
+    return "".join(out)
+
+
 def _sum(counts: Iterable[ErrorCounts]) -> ErrorCounts:
     total = ErrorCounts()
     for c in counts:
@@ -192,10 +221,16 @@ class UtteranceResult:
     duration: float  # seconds of audio
     processing_time: float  # seconds the system took, decoding included
     error: str | None = None  # why the system failed on this clip (scored as an empty text)
+    # Word errors with the hypothesis's spaces moved to the reference's (``respace_like``).
+    words_respaced: ErrorCounts = ErrorCounts()
 
     @property
     def wer(self) -> float | None:
         return self.words.rate
+
+    @property
+    def wer_respaced(self) -> float | None:
+        return self.words_respaced.rate
 
     @property
     def cer(self) -> float | None:
@@ -226,7 +261,9 @@ class UtteranceResult:
             "reference_chars": self.chars.length,
             "char_errors_nospace": self.chars_nospace.errors,
             "reference_chars_nospace": self.chars_nospace.length,
+            "word_errors_respaced": self.words_respaced.errors,
             "wer": _round(self.wer),
+            "wer_respaced": _round(self.wer_respaced),
             "cer": _round(self.cer),
             "cer_nospace": _round(self.cer_nospace),
             "duration": round(self.duration, 3),
@@ -252,6 +289,9 @@ class UtteranceResult:
             duration=float(d["duration"]),
             processing_time=float(d["processing_time"]),
             error=d.get("error"),
+            words_respaced=ErrorCounts(
+                int(d.get("word_errors_respaced", d["word_errors"])), int(d["reference_words"])
+            ),
         )
 
 
@@ -273,6 +313,7 @@ class LanguageReport:
     audio_seconds: float
     processing_seconds: float
     failures: int = 0
+    words_respaced: ErrorCounts = ErrorCounts()
 
     @classmethod
     def pool(cls, language: str, results: Sequence[UtteranceResult]) -> LanguageReport:
@@ -291,11 +332,17 @@ class LanguageReport:
             audio_seconds=sum(r.duration for r in results),
             processing_seconds=sum(r.processing_time for r in results),
             failures=sum(r.error is not None for r in results),
+            words_respaced=_sum(r.words_respaced for r in results),
         )
 
     @property
     def wer(self) -> float | None:
         return self.words.rate
+
+    @property
+    def wer_respaced(self) -> float | None:
+        """Word error rate with the hypotheses spaced as the references (``respace_like``)."""
+        return self.words_respaced.rate
 
     @property
     def cer(self) -> float | None:
@@ -332,6 +379,7 @@ class LanguageReport:
             "reference_chars": self.chars.length,
             "char_errors_nospace": self.chars_nospace.errors,
             "reference_chars_nospace": self.chars_nospace.length,
+            "word_errors_respaced": self.words_respaced.errors,
             "language_checked": self.language_checked,
             "language_correct": self.language_correct,
             "audio_seconds": round(self.audio_seconds, 3),
@@ -353,6 +401,9 @@ class LanguageReport:
             audio_seconds=float(d["audio_seconds"]),
             processing_seconds=float(d["processing_seconds"]),
             failures=int(d.get("failures", 0)),
+            words_respaced=ErrorCounts(
+                int(d.get("word_errors_respaced", d["word_errors"])), int(d["reference_words"])
+            ),
         )
 
 
@@ -443,6 +494,7 @@ def score_utterance(
         duration=duration,
         processing_time=processing_time,
         error=error,
+        words_respaced=error_counts(ref, respace_like(ref, hyp), unit="word"),
     )
 
 

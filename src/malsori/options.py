@@ -138,6 +138,15 @@ class TranscribeOptions:
     # Collapse repetition loops and reset the decoding context after one.
     repetition_filter: bool = True
 
+    # N-best rescoring (see malsori.rescoring): beam search keeps ``rescore_hypotheses`` readings
+    # of each window and a language model of the language re-ranks them. Korean (Kiwi's model)
+    # ships; other languages are decoded as Whisper ranks them unless a scorer is registered.
+    rescore: bool = True
+    # Weight of the language model's score against Whisper's (None: the tuned default).
+    rescore_weight: float | None = None
+    # Hypotheses kept per window for rescoring (at most ``beam_size``).
+    rescore_hypotheses: int = 5
+
     # Korean post-processing (see malsori.korean), on the final text of Korean transcripts.
     # Insert missing spaces, only in segments that are clearly under-spaced.
     korean_spacing: bool = True
@@ -206,6 +215,14 @@ class TranscribeOptions:
         if self.number_style not in NUMBER_STYLES:
             raise InvalidOptionError(
                 f"unknown number style {self.number_style!r}: use {', '.join(NUMBER_STYLES)}"
+            )
+        if self.rescore_hypotheses < 1:
+            raise InvalidOptionError(
+                f"rescore_hypotheses must be at least 1, got {self.rescore_hypotheses}"
+            )
+        if self.rescore_weight is not None and not 0.0 <= self.rescore_weight <= 10.0:
+            raise InvalidOptionError(
+                f"rescore weight must lie in [0, 10], got {self.rescore_weight}"
             )
         if self.glossary is not None and not isinstance(self.glossary, Glossary):
             raise InvalidOptionError(
@@ -283,6 +300,7 @@ class TranscribeOptions:
             self.compression_ratio_threshold, self.log_prob_threshold, self.no_speech_threshold,
             self.initial_prompt, merge_hotwords(self.hotwords, self.glossary),
             self.language_detection_segments,
+            self.rescore, self.rescore_weight, self.rescore_hypotheses, self.number_style,
         )  # fmt: skip
 
     def fallback_rule(self) -> FallbackRule:

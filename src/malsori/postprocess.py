@@ -6,7 +6,8 @@ Steps run in this order on each segment's text, each only when its option is on:
 ==================  =========================  ==================================================
 option              flag on a changed segment  what it does
 ==================  =========================  ==================================================
-korean_spacing      ``spacing_corrected``      inserts missing spaces in under-spaced Korean
+korean_spacing      ``spacing_corrected``      Korean spaces orthography requires or forbids,
+                                               and missing spaces in under-spaced text
 number_style        ``numbers_converted``      writes Korean numbers as digits or as words
 korean_punctuation  ``punctuation_added``      ends Korean sentences that have no "." or "?"
 glossary            ``glossary_replaced``      applies the replacement rules (last, so they win)
@@ -43,7 +44,7 @@ def _steps(language: str | None, options: TranscribeOptions) -> list[Step]:
     steps: list[Step] = []
     if language == "ko" and options.task == "transcribe":
         if options.korean_spacing:
-            steps.append(("spacing_corrected", korean.correct_spacing))
+            steps.append(("spacing_corrected", korean.space))
         if options.number_style != "keep":
             style = options.number_style
             steps.append(("numbers_converted", lambda t: korean.convert_numbers(t, style)))

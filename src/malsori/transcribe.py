@@ -32,6 +32,7 @@ from .hallucination import (
 )
 from .options import TranscribeOptions
 from .postprocess import postprocess_segment
+from .rescoring import Rescorer, rescorer_for
 from .results import LanguageInfo, RemovedSegment, Segment, Transcript, Word
 from .vad import (
     clip_regions,
@@ -306,7 +307,7 @@ def _decode_window(
     on_segment: Callable[[Segment], None] | None,
 ) -> None:
     """Transcribe one window; after a repetition loop, restart right after it with no prompt."""
-    from ._whisper import encoder_window  # faster-whisper is imported when a model is used
+    from ._whisper import encoder_window, rescoring  # faster-whisper: only with a model
 
     opts = state.opts
     probe = SpeechProbe(audio, threshold=opts.vad_threshold)
@@ -324,7 +325,8 @@ def _decode_window(
         restart_at: float | None = None
         offset = window_start + pos / SAMPLE_RATE
         speech = only_speech(part, regions)
-        with encoder_window(opts.encoder_window_s):  # faster-whisper encodes lazily, in the loop
+        # faster-whisper encodes and decodes lazily, in the loop: both contexts stay open over it
+        with encoder_window(opts.encoder_window_s), rescoring(state.rescorer):
             raw_segments, info = model.whisper.transcribe(
                 speech,
                 language=state.language,
@@ -369,6 +371,7 @@ class _WindowState:
     language: str | None
     language_info: LanguageInfo | None = None
     previous_text: str = ""
+    rescorer: Rescorer | None = None
 
 
 def _transcribe_windows(
@@ -378,6 +381,7 @@ def _transcribe_windows(
     on_segment: Callable[[Segment], None] | None,
 ) -> tuple[_WindowState, int]:
     state = _WindowState(opts, whisper_kwargs(opts), Assembler(opts), opts.language)
+    state.rescorer = rescorer_for(opts)
     total = 0
     for start, audio in windows:
         total = start + audio.size

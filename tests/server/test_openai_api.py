@@ -92,6 +92,21 @@ def test_verbose_json_with_words_and_segments(client: OpenAI, clips: Clips) -> N
     assert all(s.start <= s.end for s in result.segments)
 
 
+def test_segments_carry_whispers_tokens(client: OpenAI, clips: Clips, server_model: Any) -> None:
+    with clips.speech_mp3.open("rb") as f:
+        result = client.audio.transcriptions.create(
+            file=f, model="whisper-1", response_format="verbose_json", language="en"
+        )
+    assert result.segments
+    eot = server_model.whisper.hf_tokenizer.token_to_id("<|endoftext|>")
+    for segment in result.segments:
+        text_tokens = [t for t in segment.tokens if t < eot]
+        assert text_tokens, "a segment without Whisper's tokens"
+        decoded = server_model.whisper.hf_tokenizer.decode(text_tokens)
+        assert decoded.strip() == segment.text.strip()
+        assert segment.seek >= 0
+
+
 def test_verbose_json_words_only_has_no_segments(client: OpenAI, clips: Clips) -> None:
     with clips.speech.open("rb") as f:
         result = client.audio.transcriptions.create(

@@ -284,6 +284,20 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     )
     k = p.add_argument_group("Korean post-processing and domain vocabulary")
     k.add_argument(
+        "--rescore",
+        action=argparse.BooleanOptionalAction,
+        default=d.rescore,
+        help="re-rank each window's best Whisper readings with a language model: Korean "
+        "(Kiwi's); other languages as Whisper ranks them (default: on)",
+    )
+    k.add_argument(
+        "--rescore-weight",
+        type=float,
+        default=d.rescore_weight,
+        metavar="W",
+        help="weight of the language model's score against Whisper's (default: the tuned one)",
+    )
+    k.add_argument(
         "--korean-spacing",
         action=argparse.BooleanOptionalAction,
         default=d.korean_spacing,
@@ -461,6 +475,8 @@ def options_from_args(args: argparse.Namespace) -> TranscribeOptions:
         korean_spacing=args.korean_spacing and not whisper,
         korean_punctuation=args.korean_punctuation and not whisper,
         number_style=args.number_style,
+        rescore=args.rescore and not whisper,
+        rescore_weight=args.rescore_weight,
         glossary=_glossaries(args.glossary),
         subtitles=None if whisper else subtitle_spec_from_args(args),
         **_knobs(args),

@@ -75,7 +75,10 @@ def _number(value: float | None) -> str:
 
 def format_table(report: EvaluationReport) -> str:
     """One row per language and one pooling them all: n, WER, CER, CER without spaces, ..."""
-    header = f"{'language':<9}{'n':>6}{'WER':>9}{'CER':>9}{'CER-nosp':>10}{'LID acc':>9}{'RTFx':>8}"
+    header = (
+        f"{'language':<9}{'n':>6}{'WER':>9}{'WER-resp':>10}{'CER':>9}{'CER-nosp':>10}"
+        f"{'LID acc':>9}{'RTFx':>8}"
+    )
     lines = [header, "-" * len(header)]
     rows: list[LanguageReport] = list(report.languages)
     if len(rows) > 1:
@@ -83,7 +86,8 @@ def format_table(report: EvaluationReport) -> str:
     for r in rows:
         failed = f"  ({r.failures} failed)" if r.failures else ""
         lines.append(
-            f"{r.language:<9}{r.utterances:>6}{_percent(r.wer):>9}{_percent(r.cer):>9}"
+            f"{r.language:<9}{r.utterances:>6}{_percent(r.wer):>9}{_percent(r.wer_respaced):>10}"
+            f"{_percent(r.cer):>9}"
             f"{_percent(r.cer_nospace):>10}{_percent(r.language_id_accuracy):>9}"
             f"{_number(r.rtfx):>8}{failed}"
         )

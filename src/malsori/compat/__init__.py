@@ -24,6 +24,7 @@ PEER_DEFAULTS: dict[str, Any] = {
     "repetition_filter": False,
     "korean_spacing": False,
     "korean_punctuation": False,
+    "rescore": False,
     "subtitles": None,
 }
 

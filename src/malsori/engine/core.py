@@ -530,7 +530,7 @@ class Engine:
         return RawSegment(
             start, end, item.text, words, avg_logprob=result.avg_logprob,
             no_speech_prob=result.no_speech_prob, compression_ratio=result.compression_ratio,
-            temperature=result.temperature,
+            temperature=result.temperature, tokens=item.tokens,
         )  # fmt: skip
 
     # --- output side ----------------------------------------------------------------------

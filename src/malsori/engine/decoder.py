@@ -32,6 +32,7 @@ from ..decoding import (
     sampling,
 )
 from ..options import TranscribeOptions
+from ..rescoring import rescorer_for
 from ..results import Word
 from ..transcribe import whisper_kwargs
 
@@ -68,6 +69,7 @@ class WindowResult:
     complete_until: float | None = None  # window time where an unfinished decode stopped
     truncated: bool = False  # the decode stopped at the length limit
     silent: bool = False  # skipped as no speech (no-speech and log-prob thresholds)
+    nbest: Any = None  # CTranslate2's result with the beam's best hypotheses (for rescoring)
 
 
 def shares_compression_ratio(
@@ -114,6 +116,7 @@ class WindowDecoder:
         # The decoding settings ``malsori transcribe`` passes to faster-whisper, from one place.
         self.kw = whisper_kwargs(options)
         self.rule = options.fallback_rule()
+        self.rescorer = rescorer_for(options)  # N-best rescoring (malsori.rescoring), or None
         self._tokenizers: dict[str, Any] = {}
         self._lock = threading.Lock()  # batches are decoded from several threads
         self._suppress: list[int] | None = None
@@ -194,7 +197,9 @@ class WindowDecoder:
         # One call per kind of prompt: CTranslate2 needs the same task tokens across a batch.
         for kind in sorted(set(timed)):
             group = [i for i in range(n) if timed[i] == kind]
-            final.update(self._with_fallback(encoder_output, n, group, prompts, content_ends, cuts))
+            final.update(self._with_fallback(
+                encoder_output, n, group, prompts, content_ends, cuts, languages
+            ))  # fmt: skip
         out = [final[i] for i in range(n)]
         for i, result in enumerate(out):
             self._split(result, self.tokenizer(languages[i]), content_ends[i], timed[i])
@@ -208,9 +213,14 @@ class WindowDecoder:
         prompts: list[list[int]],
         content_ends: list[float],
         cuts: Sequence[Sequence[float]],
+        languages: list[str],
     ) -> dict[int, WindowResult]:
         """The windows ``indices`` of a batch of ``n``, each at the first temperature that
-        passes Whisper's checks (or its likeliest non-repetitive try)."""
+        passes Whisper's checks (or its likeliest non-repetitive try); at temperature 0 the
+        hypothesis rescoring picks (``malsori.rescoring``) among the beam's best."""
+        rescored = self.rescorer is not None and any(
+            self.rescorer.applies(languages[i]) for i in indices
+        )
         tries: dict[int, list[WindowResult]] = {i: [] for i in indices}
         final: dict[int, WindowResult] = {}
         pending = indices
@@ -223,7 +233,7 @@ class WindowDecoder:
             results = self._generate_once(
                 take(encoder_output, pending, n), temperature,
                 [prompts[i] for i in pending], [content_ends[i] for i in pending],
-                [cuts[i] for i in pending],
+                [cuts[i] for i in pending], rescored,
             )  # fmt: skip
             still = []
             for i, result in zip(pending, results, strict=True):
@@ -231,7 +241,7 @@ class WindowDecoder:
                 if self.rule.needs_fallback(result):
                     still.append(i)
                 else:
-                    final[i] = result
+                    final[i] = self._rescore(result, languages[i])
             pending = still
         for i in pending:  # every temperature failed: the likeliest non-repetitive try
             final[i] = self.rule.best_of_failed(tries[i])
@@ -245,10 +255,13 @@ class WindowDecoder:
         prompts: list[list[int]],
         content_ends: list[float],
         cuts: list[Sequence[float]],
+        rescored: bool = False,
     ) -> list[Any]:
         """One CTranslate2 call at temperature ``t``; per window (in the order of ``prompts``)
-        where its content ends and the times between its files, for the compression test."""
+        where its content ends and the times between its files, for the compression test;
+        ``rescored``: the beam keeps the hypotheses rescoring needs."""
         kw = self.kw
+        kept = self.rescorer.hypotheses if rescored and self.rescorer is not None else 1
         raw = self.ct2.generate(
             encoder_output,
             prompts,
@@ -259,7 +272,7 @@ class WindowDecoder:
             suppress_blank=True,
             suppress_tokens=self._suppress,
             max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / TIME_PRECISION),
-            **sampling(t, kw["beam_size"], kw["best_of"], kw["patience"]),
+            **sampling(t, kw["beam_size"], kw["best_of"], kw["patience"], kept),
         )
         with self._lock:  # any tokenizer decodes text: the vocabulary is the model's
             tok = next(iter(self._tokenizers.values()))
@@ -270,8 +283,21 @@ class WindowDecoder:
             ratio = shares_compression_ratio(tok, tokens, end, between)
             result = WindowResult(tokens, avg, float(r.no_speech_prob), ratio, t)
             result.truncated = len(prompt) + len(tokens) >= self.whisper.max_length - 1
+            if t == 0 and len(r.sequences_ids) > 1:
+                result.nbest = r
             results.append(result)
         return results
+
+    def _rescore(self, result: WindowResult, language: str) -> WindowResult:
+        """``result`` with the hypothesis rescoring picks (itself when none is better)."""
+        if self.rescorer is None or result.nbest is None:
+            return result
+        tok = self.tokenizer(language)
+        chosen = self.rescorer.choose_result(result.nbest, language, tok.decode)
+        if chosen:
+            result.tokens = list(result.nbest.sequences_ids[chosen])
+        result.nbest = None
+        return result
 
     def _split(self, result: WindowResult, tok: Any, content_end: float, timed: bool) -> None:
         if self.rule.skip(result.no_speech_prob, result.avg_logprob):

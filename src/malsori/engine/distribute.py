@@ -51,7 +51,8 @@ def _segments_by_placement(
     for seg in result.segments:
         index, spill = owner(placements, seg.start, seg.end)
         if not (spill and seg.words):
-            groups.setdefault(index, []).append(TimedText(seg.start, seg.end, seg.text, seg.words))
+            item = TimedText(seg.start, seg.end, seg.text, seg.words, tuple(seg.tokens))
+            groups.setdefault(index, []).append(item)
             continue
         split += 1
         for run_index, run in _word_runs(placements, seg):

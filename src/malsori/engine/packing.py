@@ -243,6 +243,7 @@ class TimedText:
     end: float
     text: str
     payload: Any = None  # whatever the caller needs to carry along (tokens, words)
+    tokens: tuple[int, ...] = ()  # Whisper's tokens of a whole segment (a run of words: none)
 
 
 def overlap(a0: float, a1: float, b0: float, b1: float) -> float:

@@ -33,11 +33,13 @@ def _segment(segment: Segment) -> dict[str, Any]:
     speaker = {} if segment.speaker is None else {"speaker": segment.speaker}
     return {
         "id": segment.id,
-        "seek": int(segment.start * 100),  # Whisper's 10 ms frames
+        # Whisper's 10 ms frame where the segment's window starts (the segment's own start where
+        # the window is not the input's: the engine packs speech from several requests)
+        "seek": segment.seek or int(segment.start * 100),
         "start": round(segment.start, 3),
         "end": round(segment.end, 3),
         "text": segment.text,
-        "tokens": [],
+        "tokens": list(segment.tokens),
         "temperature": segment.temperature,
         "avg_logprob": round(segment.avg_logprob, 4),
         "compression_ratio": round(segment.compression_ratio, 4),

@@ -71,6 +71,8 @@ class DecodeSettings(_Group):
     """Samples drawn at temperatures above 0."""
     vad: bool = True
     """Silero voice-activity detection before decoding."""
+    rescore: bool = True
+    """N-best rescoring with a language model (Korean: Kiwi's), for every request."""
 
 
 class LimitSettings(_Group):

@@ -101,6 +101,7 @@ class Transcriber:
             beam_size=self.decode.beam_size,
             best_of=self.decode.best_of,
             vad=self.decode.vad,
+            rescore=self.decode.rescore,
         )
         multilingual = self.models.multilingual(model)
         if multilingual is not None:  # else checked when it loads (the engine does)

@@ -85,7 +85,10 @@ def test_no_speech_skip(no_speech: float, logprob: float, skip: bool) -> None:
 
 
 def test_sampling_arguments() -> None:
-    assert sampling(0.0, 5, 5, 1.0) == {"beam_size": 5, "patience": 1.0}
+    assert sampling(0.0, 5, 5, 1.0) == {"beam_size": 5, "patience": 1.0, "num_hypotheses": 1}
+    # N-best rescoring keeps several of the beam's readings, at most the beam's width
+    assert sampling(0.0, 5, 5, 1.0, 5)["num_hypotheses"] == 5
+    assert sampling(0.0, 3, 5, 1.0, 5)["num_hypotheses"] == 3
     assert sampling(0.4, 5, 3, 1.0) == {
         "beam_size": 1, "num_hypotheses": 3, "sampling_topk": 0, "sampling_temperature": 0.4,
     }  # fmt: skip

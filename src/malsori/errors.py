@@ -109,5 +109,9 @@ class DiarizationError(MalsoriError):
     exit_code = 3
 
 
+class ScorerError(MalsoriError):
+    """A language model could not score a text (N-best rescoring then keeps Whisper's reading)."""
+
+
 class SubtitleFileError(InputError):
     """A subtitle file that cannot be read: not text, not SRT or WebVTT, broken timestamps."""

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import MalsoriError
+from .errors import MalsoriError, ScorerError
 from .sentences import starts_with_sentence_end
 
 if TYPE_CHECKING:
@@ -427,8 +427,6 @@ class KiwiScorer:
         return convert_numbers(text, "words" if self.number_style == "words" else "digits")
 
     def score(self, text: str) -> float:
-        from .rescoring import ScorerError
-
         if not has_hangul(text):
             raise ScorerError("no Hangul to score")
         with _lock:

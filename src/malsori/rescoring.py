@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .decoding import compression_ratio
+from .errors import ScorerError
+
+__all__ = ["Hypothesis", "Rescorer", "Scorer", "ScorerError", "rescorer_for", "use_scorer"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +53,6 @@ DEFAULT_LENGTH_NORM = False
 
 _DIGIT = re.compile(r"[0-9０-９]")
 _LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
-
-
-class ScorerError(Exception):
-    """A scorer could not read a text (raised by scorers; the hypothesis is then not chosen)."""
 
 
 class Scorer(Protocol):

@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from ..errors import InvalidOptionError
+from .base import BenchConfig, Output, Setting, _missing, folder_size
 
 logger = logging.getLogger(__name__)
 
@@ -28,81 +28,7 @@ CPU_CT2_TYPES = ("int8", "int16", "float32")
 CUDA_CT2_TYPES = ("float16", "int8_float16")
 
 
-@dataclass(frozen=True)
-class Output:
-    """What a configuration returns for one file."""
-
-    text: str
-    language: str | None  # the language it decoded in (detected)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What every configuration is given: the model, the device and the CPU threads."""
-
-    model: str
-    device: str = "cpu"  # "cpu" or "cuda"
-    threads: int = 0  # 0: the engine's default
-
-
-def _missing(*modules: str) -> str | None:
-    absent = [m for m in modules if importlib.util.find_spec(m) is None]
-    return f"{', '.join(absent)} not installed" if absent else None
-
-
-def _cuda_reason() -> str | None:
-    import ctranslate2
-
-    if ctranslate2.get_cuda_device_count() == 0:
-        return "needs a CUDA GPU (none here)"
-    return None
-
-
-def folder_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-class BenchConfig:
-    """One configuration. Subclasses set ``name``, ``summary`` and override the methods."""
-
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    extra: ClassVar[str] = ""  # the malsori extra that installs its engine
-    long_form: ClassVar[bool] = True  # decodes recordings longer than 30 s
-    cuda_only: ClassVar[bool] = False
-    precision: ClassVar[str] = "fp32"  # what its matrix products compute in: "int8" or "fp32"
-
-    def __init__(self, setting: Setting):
-        self.setting = setting
-
-    def available(self) -> str | None:
-        """None when the configuration can run here, else why not (one line)."""
-        if self.cuda_only and self.setting.device != "cuda":
-            return "needs --device cuda"
-        if self.setting.device == "cuda":
-            return _cuda_reason()
-        return None
-
-    def prepare(self) -> None:
-        """Conversions the configuration needs (cached; not timed)."""
-
-    def load(self) -> None:
-        raise NotImplementedError
-
-    def transcribe(self, path: Path) -> Output:
-        raise NotImplementedError
-
-    def run(self, paths: Sequence[Path]) -> list[Output]:
-        """Every file of a workload (engines that batch across files override this)."""
-        return [self.transcribe(p) for p in paths]
-
-    def size_on_disk(self) -> int:
-        raise NotImplementedError
-
-
-# --- malsori and faster-whisper on the packaged CTranslate2 model ---------------------------
+__all__ = ["BenchConfig", "Output", "Setting", "folder_size"]
 
 
 class MalsoriPipeline(BenchConfig):

@@ -29,7 +29,7 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from .configs import BenchConfig, Output, _missing, folder_size
+from .base import BenchConfig, Output, _missing, folder_size
 
 MAGIC = 0x67676D6C
 QK = 32  # values per quantized block

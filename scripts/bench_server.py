@@ -26,7 +26,13 @@ Workloads:
 - ``--clients`` clips of the manifest (spread over it, so languages mix) sent at once, one
   request per client, over loopback only (``--clients 0``: skip);
 - ``--long FILE``: one long recording (with its ``.segments.tsv`` reference) sent as one request
-  to each server side, and through ``fw`` and ``batch``.
+  to each server side, and through ``fw`` and ``batch``;
+- ``--live N``: N live sessions on malsori's server sides (``/v1/realtime``, malsori's protocol,
+  16 kHz PCM16 in 200 ms messages sent at real speed, language given) replaying the dev set's
+  long-form recordings (``--live-seconds`` of each, taken in turn), alone (``--clients 0``) or
+  with the clients' burst sent ``--live-lead`` seconds after they start. Reported: the **commit
+  latency** of every final word (the time its ``final`` event arrived minus the time its end was
+  sent, i.e. heard), p50/p95/max over all sessions and the worst session's p95.
 
 Each side runs ``--repeats`` times, the order of the sides alternating between repeats (the
 machine's speed drifts); medians are reported: audio seconds per wall second, p50/p95 latency,
@@ -38,6 +44,9 @@ tree (the sum of each process's peak). Servers are warmed up with one untimed re
         --repeats 3 --threads 2 --sides engine,unbatched,fw,speaches \\
         --speaches-python /work/speaches-venv/bin/python \\
         --long ../shared/evaldata/longform/ko_kih_longform.flac --long-language ko
+    python scripts/bench_server.py --manifest ../shared/evaldata/manifest.tsv --clients 32 \\
+        --live 2 --sides engine --repeats 3          # the burst with two live sessions
+    python scripts/bench_server.py --clients 0 --live 4 --sides engine --repeats 3
 
 Installing speaches for the comparison (outside this repository; nothing of it is part of
 malsori). It needs Python 3.12 and the versions pinned in its ``uv.lock``; from a checkout of
@@ -74,6 +83,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch import _segments_reference, score, short_set  # a sibling script
@@ -233,18 +243,94 @@ async def _send(client: httpx.AsyncClient, url: str, path: str) -> tuple[str, fl
     return path, seconds, str(response.json()["text"]).strip()
 
 
+async def _warm_up(url: str, warmup: str) -> None:
+    async with httpx.AsyncClient(timeout=3600) as client:
+        _, _, text = await _send(client, url, warmup)
+    if text.startswith("<HTTP"):
+        raise SystemExit(f"warm-up request failed: {text}")
+
+
 async def _all_at_once(
-    url: str, paths: list[str], warmup: str
+    url: str, paths: list[str], warmup: str, warm: bool = True
 ) -> tuple[dict[str, str], list[float], float]:
+    if warm:
+        await _warm_up(url, warmup)
     limits = httpx.Limits(max_connections=len(paths) + 4)
     async with httpx.AsyncClient(timeout=3600, limits=limits) as client:
-        _, _, text = await _send(client, url, warmup)
-        if text.startswith("<HTTP"):
-            raise SystemExit(f"warm-up request failed: {text}")
         started = time.perf_counter()
         results = await asyncio.gather(*(_send(client, url, p) for p in paths))
         wall = time.perf_counter() - started
     return {p: t for p, _, t in results}, [s for _, s, _ in results], wall
+
+
+LIVE_CHUNK_S = 0.2  # audio per WebSocket message
+
+
+def live_audio(data: Path, seconds: float) -> list[tuple[str, bytes]]:
+    """(language, 16 kHz PCM16) of the dev set's long-form recordings, ``seconds`` of each."""
+    from malsori.audio import SAMPLE_RATE, AudioStream
+
+    out = []
+    for path in sorted((data / "longform").glob("*.flac")):
+        language = "ko" if path.name.startswith("ko_") else "en"
+        samples = AudioStream(path).read()[: int(seconds * SAMPLE_RATE)]
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        out.append((language, pcm))
+    if not out:
+        raise SystemExit(f"--live: no long-form recordings in {data / 'longform'}")
+    return out
+
+
+async def _live_session(url: str, language: str, pcm: bytes) -> list[float]:
+    """Replay ``pcm`` at real speed to ``/v1/realtime``; the commit latency of each final word."""
+    import websockets
+
+    ws_url = url.replace("http://", "ws://") + f"/v1/realtime?encoding=pcm16&language={language}"
+    step = int(LIVE_CHUNK_S * 16000) * 2
+    latencies: list[float] = []
+    async with websockets.connect(ws_url, subprotocols=["malsori.v1"], max_size=None) as ws:
+        ready = json.loads(await ws.recv())
+        if ready.get("type") != "ready":
+            raise SystemExit(f"live session refused: {ready}")
+        started = time.perf_counter()
+
+        async def read() -> None:
+            async for message in ws:
+                event = json.loads(message)
+                now = time.perf_counter() - started
+                if event["type"] == "final":
+                    ends = [w["end"] for w in event.get("words") or []]
+                    if not ends and event["text"].strip():
+                        ends = [event["end"]]
+                    latencies.extend(now - end for end in ends)
+                elif event["type"] in ("end", "error"):
+                    if event["type"] == "error":
+                        print(f"  live session error: {event['error']}", flush=True)
+                    return
+
+        reader = asyncio.create_task(read())
+        for n, at in enumerate(range(0, len(pcm), step)):
+            # the message holds audio up to (n + 1) chunks: it can be sent once that is heard
+            await asyncio.sleep(max(0.0, started + (n + 1) * LIVE_CHUNK_S - time.perf_counter()))
+            await ws.send(pcm[at : at + step])
+        await ws.send(json.dumps({"type": "stop"}))
+        await reader
+    return latencies
+
+
+async def _load(
+    url: str, paths: list[str], warmup: str, live: list[tuple[str, bytes]], lead_s: float
+) -> tuple[dict[str, str], list[float], float, list[list[float]]]:
+    """The live sessions (if any), and ``lead_s`` later the clients' burst (if any)."""
+    sessions = [asyncio.create_task(_live_session(url, lang, pcm)) for lang, pcm in live]
+    texts: dict[str, str] = {}
+    latencies: list[float] = []
+    wall = 0.0
+    if paths:
+        if sessions:
+            await asyncio.sleep(lead_s)
+        texts, latencies, wall = await _all_at_once(url, paths, warmup, warm=not sessions)
+    return texts, latencies, wall, [await s for s in sessions]
 
 
 def run_server_side(
@@ -253,7 +339,12 @@ def run_server_side(
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as tmp:
         proc, url = start_server(side, args, Path(tmp))
         try:
-            texts, latencies, wall = asyncio.run(_all_at_once(url, paths, warmup))
+            live = getattr(args, "live_audio", [])
+            if live:
+                asyncio.run(_warm_up(url, warmup))
+            texts, latencies, wall, live_latencies = asyncio.run(
+                _load(url, paths, warmup, live, args.live_lead)
+            )
             rss = peak_rss_mib(proc.pid)
         finally:
             proc.terminate()
@@ -262,7 +353,8 @@ def run_server_side(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return {"texts": texts, "latencies": latencies, "wall": wall, "rss": rss}
+    return {"texts": texts, "latencies": latencies, "wall": wall, "rss": rss,
+            "live": live_latencies}  # fmt: skip
 
 
 def run_fw_side(args: argparse.Namespace, paths: list[str], warmup: str) -> dict[str, Any]:
@@ -336,10 +428,20 @@ def measure(
                 run = run_batch_side(args, paths, warmup, workdir)
             else:
                 run = run_server_side(side, args, paths, warmup)
-            run.update(score(refs, run["texts"]))
+            if refs:
+                run.update(score(refs, run["texts"]))
             runs[side].append(run)
-            print(f"  repeat {repeat + 1} {side}: wall {run['wall']:.1f} s, "
-                  f"p95 {quantile(run['latencies'], 0.95):.1f} s", flush=True)  # fmt: skip
+            line = f"  repeat {repeat + 1} {side}:"
+            if refs:
+                line += f" wall {run['wall']:.1f} s, p95 {quantile(run['latencies'], 0.95):.1f} s"
+            if run.get("live"):
+                words = [x for session in run["live"] for x in session]
+                line += (f" live p50 {quantile(words, 0.5):.2f} s, p95 "
+                         f"{quantile(words, 0.95):.2f} s ({len(words)} words)")  # fmt: skip
+            print(line, flush=True)
+    live_table(title, runs)
+    if not refs:
+        return runs
     ref_side = "fw" if "fw" in runs else None
     base = statistics.median(r["wall"] for r in runs[ref_side]) if ref_side else None
     print(
@@ -360,6 +462,26 @@ def measure(
     return runs
 
 
+def live_table(title: str, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Commit latency of the live sessions' final words: medians over repeats."""
+    rows = {side: rs for side, rs in runs.items() if any(r.get("live") for r in rs)}
+    if not rows:
+        return
+    print(
+        f"\n{title}: live sessions, commit latency of final words (s)\n\n| side | sessions | "
+        "words | p50 | p95 | max | worst session p95 |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for side, rs in rows.items():
+        every = [[x for session in r["live"] for x in session] for r in rs]
+        worst = [max(quantile(session, 0.95) for session in r["live"] if session) for r in rs]
+        print(f"| {side} | {len(rs[0]['live'])} | {statistics.median(len(w) for w in every):.0f} | "
+              f"{statistics.median(quantile(w, 0.5) for w in every):.2f} | "
+              f"{statistics.median(quantile(w, 0.95) for w in every):.2f} | "
+              f"{statistics.median(max(w) for w in every):.2f} | "
+              f"{statistics.median(worst):.2f} |")  # fmt: skip
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--manifest", type=Path, help="short clips (needed unless --clients 0)")
@@ -375,6 +497,31 @@ def main(argv: list[str] | None = None) -> int:
                    help="also one long recording (its reference: FILE.segments.tsv)")  # fmt: skip
     p.add_argument("--long-language", default="ko", help="the long file's language (scoring)")
     p.add_argument("--speaches-python", help="python of a venv with speaches (see the docstring)")
+    p.add_argument(
+        "--live",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N live sessions on malsori's server sides (with the burst, or alone)",
+    )
+    p.add_argument(
+        "--live-seconds",
+        type=float,
+        default=90.0,
+        help="audio each live session replays at real speed",
+    )
+    p.add_argument(
+        "--live-lead",
+        type=float,
+        default=10.0,
+        help="seconds the live sessions run before the clients' burst",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent.parent / "shared" / "evaldata",
+        help="the dev set (its longform/ for --live)",
+    )
     p.add_argument("--json", type=Path, help="write every run's numbers here")
     args = p.parse_args(argv)
     sides = [s for s in args.sides.split(",") if s]
@@ -383,8 +530,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown sides: {', '.join(unknown)} (use {', '.join(SIDES)})")
     if args.clients > 0 and args.manifest is None:
         raise SystemExit("--manifest is needed for the short clips (or --clients 0)")
-    if args.clients <= 0 and args.long is None:
-        raise SystemExit("nothing to measure: give --clients > 0 or --long FILE")
+    if args.clients <= 0 and args.long is None and args.live <= 0:
+        raise SystemExit("nothing to measure: give --clients > 0, --long FILE or --live N")
+    if args.live > 0:
+        if set(sides) - {"engine", "unbatched"}:
+            raise SystemExit("--live runs on malsori's server sides only: --sides engine,unbatched")
+        recordings = live_audio(args.data, args.live_seconds)
+        args.live_audio = [recordings[n % len(recordings)] for n in range(args.live)]
     if "speaches" in sides:
         args.speaches_python, why = speaches_python(args)
         if args.speaches_python is None:
@@ -403,8 +555,17 @@ def main(argv: list[str] | None = None) -> int:
             refs = [(c[0], c[1], c[2]) for c in clips]
             title = f"{len(clips)} clients at once, one short clip each"
             short_sides = [s for s in sides if s != "batch"]
+            if args.live > 0:
+                title += f", with {args.live} live sessions"
             report[title] = measure(title, short_sides, args, refs, sum(c[3] for c in clips),
                                     clips[0][0], workdir)  # fmt: skip
+        elif args.live > 0:
+            title = f"{args.live} live sessions, nothing else"
+            warmup = str(workdir / "warmup.flac")  # 10 s of a long-form file, untimed
+            first = sorted((args.data / "longform").glob("*.flac"))[0]
+            subprocess.run(["sox", str(first), warmup, "trim", "0", "10"], check=True)
+            report[title] = measure(title, sides, args, [], 0.0, warmup, workdir)
+        args.live_audio = []  # the long file alone
         if args.long is not None:
             from malsori.audio import probe
 

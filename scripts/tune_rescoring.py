@@ -8,6 +8,10 @@
    spaces) and word error rates the choice gives on the tuning split; the best there (the least
    sum of CER and WER, each relative to Whisper's own best) is then scored once on the
    evaluation split, against Whisper's own best, with a paired bootstrap interval.
+3. ``spacing``: on the readings rescoring chooses (default settings), where the word boundaries
+   still differ from the references after malsori's spacing (by kind of boundary, as
+   ``korean.boundary_kind`` sees it), and a search of ``korean.standard_spacing``'s policy and
+   sureness threshold on the tuning split (WER), then scored once on the evaluation split.
 
 The split is by speaker and by sentence: the dev set's ``kih`` speaker reads 120 sentences that no
 other speaker reads; the ten ``ne*`` speakers, the four ``ad*`` speakers and the KSS clips read
@@ -16,6 +20,7 @@ sentences of the evaluation were seen by the tuning.
 
     .venv/bin/python scripts/tune_rescoring.py dump --out bench-results/nbest.json
     .venv/bin/python scripts/tune_rescoring.py grid bench-results/nbest.json
+    .venv/bin/python scripts/tune_rescoring.py spacing bench-results/nbest.json
 """
 
 from __future__ import annotations
@@ -53,10 +58,13 @@ def dump(args: argparse.Namespace) -> None:
     from malsori import load_model
     from malsori.options import TranscribeOptions
 
+    root = Path(args.manifest).parent
     entries = [
         e
         for e in load_manifest(args.manifest)
-        if e.language == "ko" and "longform" not in str(e.audio)
+        if e.language == "ko"
+        and "longform" not in str(e.audio)
+        and args.split in ("all", split_of(str(Path(e.audio).relative_to(root))))
     ]
     if args.limit:
         entries = entries[: args.limit]
@@ -213,6 +221,128 @@ def grid(args: argparse.Namespace) -> None:
                 print(f"- {c['reference']}\n  {before}\n  {after}")
 
 
+# --- spacing ---------------------------------------------------------------------------------
+
+OPTIONAL_KINDS = ("auxiliary", "compound", "unit", "dependent")
+ACTIONS = ("keep", "attach", "space", "kiwi")
+SURENESS = (-5.0, -6.0, -7.0, -8.0, -10.0, -13.0, -1000.0)
+
+
+def _boundaries(text: str) -> tuple[str, set[int]]:
+    """``text`` without spaces, and the indices of its characters that follow a space."""
+    dense, marks = [], set()
+    for ch in text:
+        if ch == " ":
+            marks.add(len(dense))
+        else:
+            dense.append(ch)
+    marks.discard(0)
+    return "".join(dense), marks
+
+
+def boundary_errors(reference: str, text: str) -> list[tuple[str, str]]:
+    """(``missing`` or ``extra``, kind) for every word boundary where ``text`` (normalised)
+    differs from ``reference`` on characters both have; the kind is ``korean.boundary_kind``'s
+    on ``text``'s morphemes (``doubtful`` when Kiwi is unsure of them, ``none:L+R`` by tags when
+    no rule applies, ``inside`` within a morpheme)."""
+    import difflib
+
+    from malsori import korean
+
+    ref, hyp = normalize_text(reference, "ko"), normalize_text(text, "ko")
+    r, rb = _boundaries(ref)
+    h, hb = _boundaries(hyp)
+    joined = h  # Kiwi reads the text without spaces: the kind does not depend on them
+    with korean._lock:
+        tokens = [t for t in korean._get_kiwi().tokenize(joined) if t.len > 0]
+    ends = {t.start + t.len: t for t in tokens}
+    starts = {t.start: t for t in tokens}
+    out = []
+    for a, b, size in difflib.SequenceMatcher(None, r, h, autojunk=False).get_matching_blocks():
+        for k in range(1, size):
+            i, j = a + k, b + k
+            if (i in rb) == (j in hb):
+                continue
+            left, right = ends.get(j), starts.get(j)
+            if left is None or right is None:
+                kind = "inside"
+            elif korean._doubtful(left, korean.SURE_MORPHEME_SCORE) or korean._doubtful(
+                right, korean.SURE_MORPHEME_SCORE
+            ):
+                kind = "doubtful"
+            else:
+                kind = korean.boundary_kind(left, right) or f"none:{left.tag}+{right.tag}"
+            out.append(("missing" if i in rb else "extra", kind))
+    return out
+
+
+def spaced(texts: list[str], policy: dict[str, str], sure: float) -> list[str]:
+    from malsori import korean
+
+    return [korean.standard_spacing(korean.correct_spacing(t), sure, policy) for t in texts]
+
+
+def spacing(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from malsori import korean
+    from malsori.rescoring import DEFAULT_HYPOTHESES, DEFAULT_WEIGHT
+
+    clips = json.loads(Path(args.dump).read_text())
+    raw = {id(c): chosen_text(c, DEFAULT_WEIGHT, DEFAULT_HYPOTHESES, False) for c in clips}
+    tune = [c for c in clips if c["split"] == "tune"]
+    held = [c for c in clips if c["split"] == "eval"]
+    current = dict(korean.SPACING_POLICY), korean.SURE_MORPHEME_SCORE
+
+    def wer(group: list[dict[str, Any]], policy: dict[str, str], sure: float) -> float:
+        return rate(counts(group, spaced([raw[id(c)] for c in group], policy, sure), "word"))
+
+    for name, group in (("tuning", tune), ("evaluation", held)):
+        if not group:
+            continue
+        texts = spaced([raw[id(c)] for c in group], *current)
+        errors: Counter[tuple[str, str]] = Counter()
+        for c, t in zip(group, texts, strict=True):
+            errors.update(boundary_errors(c["reference"], t))
+        total = sum(errors.values())
+        print(
+            f"\n{name} split ({len(group)} clips): {total} word boundaries differ from the "
+            f"references after malsori's spacing (WER {wer(group, *current):.2f}, unspaced "
+            f"Whisper text {rate(counts(group, [raw[id(c)] for c in group], 'word')):.2f})"
+        )
+        print("\n| boundary | kind | count |\n|---|---|---:|")
+        for (side, kind), n in errors.most_common(args.top):
+            print(f"| {side} | {kind} | {n} |")
+    if not tune:
+        return
+    # Coordinate search on the tuning split: each setting in turn, twice over.
+    policy, sure = dict(current[0]), current[1]
+    best = wer(tune, policy, sure)
+    for _ in range(2):
+        for kind in OPTIONAL_KINDS:
+            for action in ACTIONS:
+                trial = {**policy, kind: action}
+                value = wer(tune, trial, sure)
+                if value < best - 1e-9:
+                    best, policy = value, trial
+        for threshold in SURENESS:
+            value = wer(tune, policy, threshold)
+            if value < best - 1e-9:
+                best, sure = value, threshold
+    print(
+        f"\nchosen on the tuning split: {policy}, sureness {sure} (tuning WER {best:.2f}, "
+        f"current {wer(tune, *current):.2f})"
+    )
+    if held:
+        before = counts(held, spaced([raw[id(c)] for c in held], *current), "word")
+        after = counts(held, spaced([raw[id(c)] for c in held], policy, sure), "word")
+        lo, hi = bootstrap(before, after)
+        print(
+            f"evaluation split: WER {rate(before):.2f} (current) -> {rate(after):.2f} "
+            f"(chosen), change 95 % CI {lo:+.1f} % .. {hi:+.1f} %"
+        )
+
+
 def plot(
     curves: dict[str, list[tuple[float, float, float]]], cer0: float, wer0: float, path: str
 ) -> None:
@@ -245,13 +375,17 @@ def main() -> None:
     d.add_argument("--model", default="base")
     d.add_argument("--threads", type=int, default=2)
     d.add_argument("--limit", type=int, default=0)
+    d.add_argument("--split", choices=("all", "tune", "eval"), default="all")
     d.add_argument("--out", default=str(ROOT / "bench-results" / "nbest.json"))
     g = sub.add_parser("grid")
     g.add_argument("dump")
     g.add_argument("--examples", action="store_true")
     g.add_argument("--plot", default=None, metavar="PNG", help="draw the tuning curves here")
+    sp = sub.add_parser("spacing")
+    sp.add_argument("dump")
+    sp.add_argument("--top", type=int, default=25, help="kinds of differing boundary listed")
     args = parser.parse_args()
-    dump(args) if args.command == "dump" else grid(args)
+    {"dump": dump, "grid": grid, "spacing": spacing}[args.command](args)
 
 
 if __name__ == "__main__":

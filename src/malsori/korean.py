@@ -452,7 +452,7 @@ SURE_MORPHEME_SCORE = -7.0
 BOUNDARY_KINDS = ("attached", "word", "auxiliary", "compound", "unit", "dependent")
 # What ``standard_spacing`` does at each kind: "space", "attach", "keep" (as written) or "kiwi"
 # (as Kiwi's spacing model puts it). Chosen on the tuning split of the dev set
-# (scripts/korean_postprocess_eval.py --spacing-grid); the choices orthography leaves open are
+# (scripts/tune_rescoring.py spacing); the choices orthography leaves open are
 # kept as Whisper wrote them unless a policy measurably matched the references better.
 SPACING_POLICY: dict[str, str] = {
     "attached": "attach",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from malsori.audio import AudioStream
-from malsori.engine import Engine, Priority, RequestCancelledError
+from malsori.engine import Engine, Priority, RequestCancelledError, RequestHandle
 from malsori.engine.decoder import WindowDecoder
 from malsori.errors import AudioDecodeError, EmptyAudioError, MalsoriError
 from malsori.options import TranscribeOptions
@@ -179,3 +179,54 @@ def test_segments_are_heard_as_they_are_final(engine: Engine, audio: Audio) -> N
     heard: list[str] = []
     t = engine.submit(audio.long, GREEDY, on_segment=lambda s: heard.append(s.text)).result(300)
     assert heard and "".join(heard) == "".join(s.text for s in t.segments)
+
+
+def _busy_lanes(engine: Engine, seconds: float, until: list[RequestHandle]) -> int:
+    """The most lanes running other than live work, seen over ``seconds`` or until ``until``
+    are done."""
+    most, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline and not all(h.done() for h in until):
+        try:
+            works = list(engine._running.values())
+        except RuntimeError:  # changed while read
+            continue
+        most = max(most, sum(w.priority != Priority.LIVE for w in works))
+        time.sleep(0.005)
+    return most
+
+
+def test_a_lane_is_kept_for_live_streams(audio: Audio, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While live streams decode, other work takes the other lanes only: a live decode never
+    waits for a batch; once they stop, every lane works again."""
+    import threading
+
+    import malsori
+    from malsori.engine import core
+
+    monkeypatch.setattr(core, "LIVE_RESERVE_S", 3.0)
+    live = TranscribeOptions(beam_size=1, without_timestamps=True, word_timestamps=True,
+                             encoder_window_s=15.0, language="en")  # fmt: skip
+    two = malsori.load_model("base", threads=1, workers=2)
+    with Engine(two, batch_size=2) as engine:
+        assert engine.lanes == 2 and engine.lane_batch == 1
+        stop = threading.Event()
+
+        def stream() -> None:  # a live stream: one decode after another
+            while not stop.is_set():
+                engine.submit(audio.english, live, priority=Priority.LIVE).result(timeout=120)
+
+        streaming = threading.Thread(target=stream)
+        streaming.start()
+        try:
+            jobs = [engine.submit(audio.english, GREEDY, priority=Priority.JOB) for _ in range(24)]
+            assert _busy_lanes(engine, 60.0, jobs) == 1  # one lane stays free for the stream
+        finally:
+            stop.set()
+            streaming.join()
+        for h in jobs:
+            assert set(ENGLISH_WORDS) <= words_of(h.result(timeout=300).text)
+        time.sleep(3.0)  # no live decode for longer than the reserve
+        jobs = [engine.submit(audio.english, GREEDY, priority=Priority.JOB) for _ in range(24)]
+        assert _busy_lanes(engine, 60.0, jobs) == 2  # every lane works again
+        for h in jobs:
+            h.result(timeout=300)

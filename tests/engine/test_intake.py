@@ -111,3 +111,23 @@ def test_a_dropped_request_stops_and_frees_its_buffer(monkeypatch: pytest.Monkey
     take.drop(0)
     assert take._queued == 0 and take.idle and take.get() is None
     take.close()
+
+
+def test_preparing_threads_yield_the_cpu_to_the_model() -> None:
+    """Audio preparation runs at a lower CPU priority than the model's threads (Linux)."""
+    import os
+    import threading
+
+    from malsori.engine.intake import PREPARE_NICENESS, yield_to_model
+
+    seen: list[int] = []
+
+    def thread() -> None:
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        yield_to_model()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - before)
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join()
+    assert seen == [min(PREPARE_NICENESS, 19 - os.getpriority(os.PRIO_PROCESS, 0))]

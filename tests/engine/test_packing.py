@@ -177,6 +177,9 @@ def test_a_segment_over_two_pieces_is_flagged() -> None:
     index, spill = owner(w.placements, 2.0, 9.0)
     assert index in (0, 1) and spill
     assert assign(w.placements, [TimedText(2.0, 9.0, "ab")])[1]
+    # one short word of the next file run into a segment: split at its words too
+    assert owner(w.placements, 1.0, 6.35) == (0, True)
+    assert owner(w.placements, 1.0, 6.15) == (0, False)  # timing jitter: left whole
 
 
 def test_unfinished_decode_requeues_the_rest() -> None:
@@ -235,8 +238,8 @@ def test_pieces_that_got_no_text_or_were_cut_off_go_again() -> None:
 
 
 def test_language_detection_context_fits_the_speech() -> None:
-    assert [_context(f) for f in (50, 1000, 1001, 2600, 3000, 4000)] == [
-        1000, 1000, 1500, 3000, 3000, 3000]  # fmt: skip
+    assert [_context(f) for f in (50, 500, 501, 1000, 1001, 2600, 3000, 4000)] == [
+        500, 500, 1000, 1000, 1500, 3000, 3000, 3000]  # fmt: skip
 
 
 def word(start: float, end: float, text: str) -> dict[str, object]:

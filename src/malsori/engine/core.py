@@ -8,7 +8,8 @@ jobs, live streams their decodes (``Engine.submit``; the caller awaits a ``Reque
   ``WindowDecoder``, one language detector, one packer per priority class. Their speech regions
   (same language) are packed into shared 30 s windows (``packing``).
 - The scheduler (``_pick``) fills a free model lane with the most urgent class's windows, oldest
-  first: live, then synchronous requests, then jobs, then batch files. A live or synchronous
+  first: live, then synchronous requests, then jobs, then batch files. While live streams are
+  decoding, one lane is theirs alone (``LIVE_RESERVE_S``). A live or synchronous
   window goes as soon as a lane is free (partly filled if need be); a job's or batch file's when
   it is full, or when nothing more of its class is coming. A new request so waits for at most the
   batches already running, whatever is queued behind.
@@ -63,6 +64,9 @@ MAX_WINDOW_WAIT_BATCHES = 2
 # at most for it (seconds): 32 clients at once share windows instead of going one by one.
 LINGER_S = 0.15
 _IDLE_POLL_S = 0.05
+# While live streams decode (one submitted within this many seconds), one model lane is kept for
+# them: other work takes the other lanes, so a live decode never waits for a batch to finish.
+LIVE_RESERVE_S = 5.0
 
 
 @dataclass
@@ -132,6 +136,7 @@ class Engine:
         self._awaiting_language: list[int] = []
         self._running: dict[Future[Any], _Batch | Request] = {}
         self._solos: list[Request] = []  # requests that cannot share windows, waiting
+        self._live_seen = float("-inf")  # when the last live decode was submitted
         self._closed = False
         lookahead = buffer_s if buffer_s is not None else max(240.0, 3 * batch_size * WINDOW_S)
         self._intake = Intake(workers=prepare_workers, limit_s=lookahead, notify=self._notify)
@@ -226,6 +231,11 @@ class Engine:
             self._accept(item)
         while self._ready_windows() < 2 * self.batch_size and (item := self._intake.get()):
             self._accept(item)
+        self._collect_done([f for f in self._running if f.done()])
+        live = any(r.priority == Priority.LIVE for r in self._solos)
+        if live and len(self._running) < self.lanes and (work := self._pick()) is not None:
+            self._start(work)  # a live decode goes first, before language detection too
+            return
         waiting = self._waiting_language()
         if waiting and (
             self._ready_windows() < self.lane_batch
@@ -233,31 +243,37 @@ class Engine:
             or self._intake.idle
             or any(s.request.priority <= Priority.SYNC for s in waiting)  # no waiting for those
         ):
-            self._detect_languages()
+            self._detect_languages(most=self.batch_size)  # then back here: live may be waiting
             return
         if len(self._running) < self.lanes and (work := self._pick()) is not None:
-            if isinstance(work, Request):
-                self._running[self._pool.submit(self._run_alone, work)] = work
-            else:
-                self._running[self._pool.submit(self._run_model, work)] = work
+            self._start(work)
             return
         if self._running:
             done, _ = wait(self._running, timeout=_IDLE_POLL_S, return_when=FIRST_COMPLETED)
-            for future in done:
-                work = self._running.pop(future)
-                if isinstance(work, Request):
-                    self._collect_alone(future, work)
-                else:
-                    self._collect(future, work)
+            self._collect_done(list(done))
             return
         with self._wake:
             if not self._inbox and not self._closed:
                 self._wake.wait(timeout=_IDLE_POLL_S if self._states else 1.0)
 
+    def _start(self, work: _Batch | Request) -> None:
+        run = self._run_alone if isinstance(work, Request) else self._run_model
+        self._running[self._pool.submit(run, work)] = work  # type: ignore[arg-type]
+
+    def _collect_done(self, done: list[Future[Any]]) -> None:
+        for future in done:
+            work = self._running.pop(future)
+            if isinstance(work, Request):
+                self._collect_alone(future, work)
+            else:
+                self._collect(future, work)
+
     def _admit(self, request: Request) -> None:
         if request.cancelled.is_set():
             request.future.set_exception(RequestCancelledError(f"{request.name}: cancelled"))
             return
+        if request.priority == Priority.LIVE:
+            self._live_seen = time.monotonic()
         if not request.packable:
             self.stats.requests += 1
             self._solos.append(request)
@@ -325,10 +341,13 @@ class Engine:
                           solo=not self.batching)  # fmt: skip
             packer.add(piece, state.language.language)
 
-    def _detect_languages(self) -> None:
-        """The language of every request waiting for one, in batches per group."""
-        waiting = [self._states[i] for i in self._awaiting_language if i in self._states]
-        self._awaiting_language = []
+    def _detect_languages(self, most: int) -> None:
+        """The language of the first ``most`` requests waiting for one, in batches per group
+        (the others at the next step: the loop stays responsive to live work)."""
+        waiting = [self._states[i] for i in self._awaiting_language if i in self._states][:most]
+        taken = {state.request.id for state in waiting}
+        self._awaiting_language = [i for i in self._awaiting_language
+                                   if i in self._states and i not in taken]  # fmt: skip
         by_group: dict[int, list[_State]] = {}
         for state in waiting:
             by_group.setdefault(id(state.group), []).append(state)
@@ -365,8 +384,13 @@ class Engine:
 
     def _pick(self) -> _Batch | Request | None:
         """The next work for a free lane: the most urgent class's windows, oldest first, all of
-        one group (one decoder call), or a request of that class that runs alone."""
+        one group (one decoder call), or a request of that class that runs alone. While live
+        streams decode, the last free lane waits for them."""
+        reserved = self.lanes > 1 and time.monotonic() - self._live_seen < LIVE_RESERVE_S
+        others = sum(work.priority != Priority.LIVE for work in self._running.values())
         for priority in Priority:
+            if priority != Priority.LIVE and reserved and others >= self.lanes - 1:
+                return None
             alone = [r for r in self._solos if r.priority == priority]
             if alone:
                 self._solos.remove(alone[0])

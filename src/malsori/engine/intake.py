@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
@@ -49,6 +50,22 @@ def internal_error(source: object, error: BaseException) -> InternalError:
     wrapped = InternalError(f"{source}: internal error: {type(error).__name__}: {error}")
     wrapped.__cause__ = error
     return wrapped
+
+
+# Threads that prepare audio (decode, resample, VAD) yield the CPU to the model's threads when
+# both want it: the model's work is what callers wait for, live captions first.
+PREPARE_NICENESS = 5
+
+
+def yield_to_model() -> None:
+    """Lower the calling thread's CPU priority by ``PREPARE_NICENESS`` (Linux threads have their
+    own nice value; elsewhere, or when not allowed, nothing changes)."""
+    try:
+        tid = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, tid) + PREPARE_NICENESS
+        os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 @dataclass
@@ -239,6 +256,7 @@ class Intake:
             return None
 
     def _work(self) -> None:
+        yield_to_model()
         while (job := self._claim()) is not None:
             request = job.request
             try:

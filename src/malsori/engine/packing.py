@@ -263,6 +263,12 @@ def reach(placements: Sequence[Placement], i: int) -> tuple[float, float]:
     return lo, hi
 
 
+# A segment that covers more than this much of another piece's speech is split at its words: a
+# short word of the next file ("너무", 0.3 s) run into the previous file's segment goes back to
+# its own file. Less is taken as timing jitter.
+SPILL_S = 0.25
+
+
 def owner(placements: Sequence[Placement], start: float, end: float) -> tuple[int, bool]:
     """Index of the placement a span of window time belongs to (largest overlap with its reach),
     and whether the span also covers a real part of another placement's speech."""
@@ -271,7 +277,7 @@ def owner(placements: Sequence[Placement], start: float, end: float) -> tuple[in
     scores = [overlap(start, end, *reach(placements, i)) for i in range(len(placements))]
     best = int(np.argmax(scores))
     spill = any(
-        overlap(start, end, p.window_start, p.window_end) > 0.5
+        overlap(start, end, p.window_start, p.window_end) > SPILL_S
         for i, p in enumerate(placements)
         if i != best
     )

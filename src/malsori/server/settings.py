@@ -178,8 +178,9 @@ class RealtimeSettings(_Group):
     a few kilobytes of compressed silence can become."""
     max_session_audio_s: float = Field(default=3 * 3600.0, gt=0)
     """Most audio one live stream may send in all (``audio_too_long``)."""
-    workers: int = Field(default=1, ge=1)
-    """Threads decoding live streams, round robin (each decode uses the shared model)."""
+    workers: int = Field(default=2, ge=1)
+    """Threads decoding live streams, round robin (each decode uses the shared model; two: as
+    many as the engine's lanes on a CPU, so two streams decode at once)."""
     idle_timeout_s: float = Field(default=30.0, gt=0)
     """A stream that receives no audio for this long is ended (``idle_timeout``); it is also the
     window over which ``min_audio_rate`` is measured."""

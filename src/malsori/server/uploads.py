@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..audio import AudioStream, probe
+from ..engine.intake import yield_to_model
 from ..errors import AudioDecodeError, EmptyAudioError, MalsoriError
 from .db import PRIVATE_FILE_MODE, make_private_dir
 from .exceptions import AudioTooLongError, NotAudioError, UploadTooLargeError
@@ -98,7 +99,9 @@ class UploadChecker:
             limits.max_concurrent_decodes_per_key if per_key else limits.max_concurrent_decodes
         )
         self._executor = ThreadPoolExecutor(
-            max_workers=limits.max_concurrent_decodes, thread_name_prefix="malsori-decode"
+            max_workers=limits.max_concurrent_decodes,
+            thread_name_prefix="malsori-decode",
+            initializer=yield_to_model,  # checking uploads gives way to decoding them
         )
         self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}  # key: turns, callers
 

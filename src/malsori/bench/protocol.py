@@ -21,16 +21,19 @@ from typing import IO, Any
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory: ``VmHWM`` of its own address space. (``ru_maxrss``
-    would not do: Linux carries the parent's peak over into a child at fork.)"""
+def peak_rss_bytes(pid: int | None = None) -> int:
+    """A process's peak resident memory: ``VmHWM`` of its own address space (this process's
+    when ``pid`` is None; 0 for a process that has gone). ``ru_maxrss`` would not do: Linux
+    carries the parent's peak over into a child at fork."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    if pid is not None:
+        return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: kilobytes
 
 

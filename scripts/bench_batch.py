@@ -155,14 +155,14 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def short_set(manifest: Path, limit: int) -> list[tuple[str, str, str, float]]:
-    """(path, language, reference, seconds) of the first ``limit`` clips of the manifest."""
-    from malsori.audio import probe
-    from malsori.manifest import load_manifest, select_entries
+    """(path, language, reference, seconds) of the first ``limit`` clips of the manifest
+    (``malsori bench``'s short workload)."""
+    from malsori.bench.plan import short_workload
 
-    entries = select_entries(load_manifest(manifest), limit=limit)
+    workload = short_workload(manifest, limit)
     return [
-        (str(e.audio), e.language, e.reference, probe(e.audio).declared_duration or 0.0)
-        for e in entries
+        (str(e.audio), e.language, e.reference, seconds)
+        for e, seconds in zip(workload.entries, workload.durations, strict=True)
     ]
 
 
@@ -188,11 +188,13 @@ def long_file(sources: list[Path], minutes: float, workdir: Path) -> tuple[Path,
 
 
 def _segments_reference(source: Path) -> str:
-    seg = source.with_suffix(".segments.tsv")
-    if not seg.exists():
-        raise SystemExit(f"no reference for {source}: expected {seg}")
-    rows = seg.read_text(encoding="utf-8").splitlines()[1:]
-    return " ".join(r.split("\t", 2)[2] for r in rows if r.strip())
+    from malsori.bench.plan import long_reference
+
+    reference = long_reference(source)  # NAME.segments.tsv (or NAME.txt), as malsori bench
+    if reference is None:
+        expected = source.with_suffix(".segments.tsv")
+        raise SystemExit(f"no reference for {source}: expected {expected}")
+    return reference
 
 
 def run_engine(

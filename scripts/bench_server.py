@@ -85,6 +85,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from malsori.bench.protocol import peak_rss_bytes
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch import _segments_reference, score, short_set  # a sibling script
 from bench_batch import run_engine as run_batch_worker
@@ -118,15 +120,7 @@ def _tree(pid: int) -> list[int]:
 
 def peak_rss_mib(pid: int) -> float:
     """Sum of the peak resident memory of ``pid``'s process tree."""
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
+    return sum(peak_rss_bytes(p) for p in _tree(pid)) / 1024 / 1024
 
 
 def speaches_python(args: argparse.Namespace) -> tuple[str | None, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from malsori.bench.configs import CONFIGS, EXTRA_CONFIGS, Setting, parse_configs
+from malsori.bench.configs import CONFIGS, EXTRA_CONFIGS, ONNX_PYTHON_ENV, Setting, parse_configs
 from malsori.bench.runner import SHORT, Workload, run_bench
 from malsori.cli import main
 from malsori.errors import InvalidOptionError
@@ -109,8 +109,12 @@ def test_a_configuration_without_its_extra_is_skipped_with_the_reason(
 
 @pytest.mark.slow
 def test_bench_end_to_end_on_tiny_model(
-    bench_manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    bench_manifest: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv(ONNX_PYTHON_ENV, raising=False)
     out = tmp_path / "bench"
     code = main([
         "bench", str(bench_manifest), "-o", str(out), "-m", "tiny.en", "--threads", "2",
@@ -124,7 +128,7 @@ def test_bench_end_to_end_on_tiny_model(
     configs = {c["name"]: c for c in data["configs"]}
     assert list(configs) == ["malsori", "fw-sequential", "onnx"]
     assert configs["onnx"]["status"] == "skipped"
-    assert "optimum-onnx" in configs["onnx"]["reason"]
+    assert "--onnx-python" in configs["onnx"]["reason"]
     model_bytes = sum(
         p.stat().st_size for p in Path(data["meta"]["model_path"]).rglob("*") if p.is_file()
     )
@@ -144,6 +148,6 @@ def test_bench_end_to_end_on_tiny_model(
     assert data["gemm_probe"]["fp32_gflops"] > 0
 
     table = (out / "results.md").read_text(encoding="utf-8")
-    assert "`onnx` skipped: optimum-onnx" in table
+    assert "`onnx` skipped: needs an environment with optimum-onnx" in table
     for chart in ("speed-accuracy.png", "memory-size.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

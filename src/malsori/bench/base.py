@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class Setting:
     model: str
     device: str = "cpu"  # "cpu" or "cuda"
     threads: int = 0  # 0: the engine's default
+    onnx_python: str | None = None  # the interpreter of an environment with optimum-onnx
 
 
 def _missing(*modules: str) -> str | None:
@@ -70,6 +72,22 @@ class BenchConfig:
         if self.setting.device == "cuda":
             return _cuda_reason()
         return None
+
+    def worker_command(self) -> list[str]:
+        """The worker process that runs this configuration (``malsori.bench.protocol``)."""
+        return [sys.executable, "-m", "malsori.bench.worker"]
+
+    def load_request(self) -> dict[str, object]:
+        """What the parent asks the worker to load (``malsori.bench.worker``: the name and the
+        setting; the worker converts and loads)."""
+        s = self.setting
+        return {"op": "load", "config": self.name, "model": s.model, "device": s.device,
+                "threads": s.threads}  # fmt: skip
+
+    def worker_inputs(self, paths: Sequence[Path], scratch: Path) -> list[str]:
+        """The files the worker is given for ``paths`` (the audio files themselves; a worker
+        that cannot decode them gets them decoded, written under ``scratch``)."""
+        return [str(p) for p in paths]
 
     def prepare(self) -> None:
         """Conversions the configuration needs (cached; not timed)."""

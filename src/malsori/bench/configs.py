@@ -13,8 +13,9 @@ detected by the engine (``malsori.quantize.PLAIN_DECODING`` for CTranslate2).
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import logging
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -284,29 +285,84 @@ class TransformersFp16(Transformers):
     half = True
 
 
-class OnnxRuntime(BenchConfig):
-    """ONNX Runtime through Optimum (``optimum-onnx``): export and quantization are its own."""
+ONNX_PYTHON_ENV = "MALSORI_BENCH_ONNX_PYTHON"
 
-    extra = "bench"
-    long_form = False
+
+def onnx_environment_reason(python: str) -> str | None:
+    """None when ``python``'s environment can run the ONNX worker, else why not."""
+    check = (
+        "import importlib.util, sys; "
+        "sys.exit(any(importlib.util.find_spec(m) is None "
+        "for m in ('optimum.onnxruntime', 'onnxruntime', 'transformers', 'numpy')))"
+    )
+    try:
+        done = subprocess.run([python, "-c", check], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run {python}: {e}"
+    if done.returncode != 0:
+        return (
+            f"optimum-onnx is not installed in {python}'s environment (needs optimum-onnx, "
+            "onnxruntime; see docs/benchmarks.md)"
+        )
+    return None
+
+
+class OnnxRuntime(BenchConfig):
+    """ONNX Runtime through Optimum (``optimum-onnx``), in an environment of its own.
+
+    ``optimum-onnx`` pins ``transformers<4.58``; malsori needs ``transformers>=5``. So the
+    worker (``onnx_worker.py``) runs under ``--onnx-python``: malsori converts the packaged
+    weights to a transformers folder here (``convert.hf_folder``) and decodes the audio into
+    16 kHz arrays; Optimum exports, quantizes and runs them there.
+    """
+
+    extra = "finetune"  # the transformers conversion runs in malsori's environment
+    long_form = False  # one 30 s window, as the transformers configurations
     int8: ClassVar[bool] = False
 
     def available(self) -> str | None:
-        if importlib.util.find_spec("optimum") is None or (
-            importlib.util.find_spec("optimum.onnxruntime") is None
-        ):
+        python = self.setting.onnx_python
+        if not python:
             return (
-                "optimum-onnx not installed (its releases pin transformers<4.58; malsori "
-                "needs transformers>=5 for the finetune extra, so they cannot share one "
-                "environment)"
+                "needs an environment with optimum-onnx: give --onnx-python PATH (or "
+                f"{ONNX_PYTHON_ENV}); optimum-onnx pins transformers<4.58 and malsori needs "
+                "transformers>=5, so they cannot share one environment"
             )
-        return super().available()
+        if self.setting.device != "cpu":
+            return "runs on the CPU only (onnxruntime's CPU provider)"
+        return _missing("torch", "transformers") or onnx_environment_reason(python)
 
-    def load(self) -> None:  # pragma: no cover - needs optimum-onnx
-        raise InvalidOptionError("ONNX Runtime configurations are not built yet")
+    def worker_command(self) -> list[str]:
+        assert self.setting.onnx_python is not None
+        return [self.setting.onnx_python, str(Path(__file__).with_name("onnx_worker.py"))]
 
-    def size_on_disk(self) -> int:  # pragma: no cover - needs optimum-onnx
-        return 0
+    def load_request(self) -> dict[str, object]:
+        from .convert import cache_dir, hf_folder
+
+        cache = cache_dir(self.setting.model)
+        return {
+            "op": "load",
+            "hf_folder": str(hf_folder(self.setting.model)),  # converted here, once
+            "fp32_dir": str(cache / "onnx"),
+            "onnx_dir": str(cache / ("onnx-int8" if self.int8 else "onnx")),
+            "int8": self.int8,
+            "threads": self.setting.threads,
+        }
+
+    def worker_inputs(self, paths: Sequence[Path], scratch: Path) -> list[str]:
+        """Each clip decoded by malsori (16 kHz mono float32) into ``scratch``, once."""
+        import numpy as np
+
+        from ..finetune.data import load_audio
+
+        out = []
+        for path in paths:
+            key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+            target = scratch / f"{key}.npy"
+            if not target.exists():
+                np.save(target, load_audio(path).astype(np.float32))
+            out.append(str(target))
+        return out
 
 
 class OnnxFp32(OnnxRuntime):

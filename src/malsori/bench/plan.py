@@ -38,6 +38,7 @@ class BenchOptions:
     threads: int = 0
     device: str = "cpu"
     probe: bool = True  # measure the GEMM peak
+    onnx_python: Path | None = None  # an environment with optimum-onnx (the onnx configurations)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -50,12 +51,15 @@ class BenchOptions:
         parse_configs(",".join(self.configs) if self.configs else None)
         if self.long is not None and not self.long.is_file():
             raise InputError(f"{self.long}: no such file (--long)")
+        if self.onnx_python is not None and not self.onnx_python.is_file():
+            raise InputError(f"{self.onnx_python}: no such interpreter (--onnx-python)")
         if self.long_language is not None and normalize_language(self.long_language) is None:
             raise InvalidOptionError("--long-language needs a language code")
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.model, self.device, self.threads)
+        python = None if self.onnx_python is None else str(self.onnx_python)
+        return Setting(self.model, self.device, self.threads, python)
 
     @property
     def names(self) -> list[str]:

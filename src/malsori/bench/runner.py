@@ -5,7 +5,7 @@ and loads it once. Each worker transcribes one clip untimed (the warm-up: caches
 ``torch.compile``), then the workloads run ``repeats`` times; within a repeat the configurations
 take turns, starting one further along each time, so that drift of a shared machine (other
 jobs, heat) falls on all of them alike. Wall time is measured in the worker around the whole
-workload; peak RSS is the worker's own ``ru_maxrss``. Accuracy is scored on the first repeat's
+workload; peak RSS is the worker's own (``VmHWM``). Accuracy is scored on the first repeat's
 texts with ``malsori.evaluation`` (the normalisation of ``malsori eval``).
 """
 
@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from typing import IO, Any
 from ..errors import MalsoriError
 from ..evaluation import EvaluationReport, Hypothesis, score_utterance
 from ..manifest import ManifestEntry
-from .configs import CONFIGS, Setting, make
+from .configs import CONFIGS, BenchConfig, Setting, make
 from .gemm import GemmProbe, encoder_flops
 
 logger = logging.getLogger(__name__)
@@ -140,11 +141,11 @@ class BenchReport:
 
 
 class WorkerProcess:
-    def __init__(self, name: str, log: IO[str]):
+    def __init__(self, name: str, log: IO[str], command: Sequence[str] | None = None):
         self.name = name
         env = dict(os.environ)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "malsori.bench.worker"],
+            list(command or [sys.executable, "-m", "malsori.bench.worker"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -192,8 +193,10 @@ class _Live:
     """What the parent keeps of one configuration while it runs."""
 
     name: str
+    config: BenchConfig
     worker: WorkerProcess
     loaded: dict[str, Any]
+    inputs: dict[str, list[str]] = field(default_factory=dict)  # what the worker is given
     walls: dict[str, list[float]] = field(default_factory=dict)
     outputs: dict[str, list[list[Any]]] = field(default_factory=dict)
     error: str | None = None
@@ -251,6 +254,7 @@ def run_bench(
     results: dict[str, ConfigResult] = {}
     live: list[_Live] = []
     log_dir.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="malsori-bench-")  # decoded audio, if any
     try:
         for name in names:
             config = make(name, setting)
@@ -260,21 +264,23 @@ def run_bench(
                 continue
             step(f"load {name}")
             log = open(log_dir / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
-            worker = WorkerProcess(name, log)
+            worker = WorkerProcess(name, log, config.worker_command())
             try:
-                loaded = worker.ask(
-                    {"op": "load", "config": name, "model": setting.model,
-                     "device": setting.device, "threads": setting.threads}
-                )  # fmt: skip
+                started = time.perf_counter()
+                request = config.load_request()  # conversions made here, if any
+                converted = time.perf_counter() - started
+                loaded = worker.ask(request)
+                loaded["prepare_s"] = float(loaded.get("prepare_s") or 0.0) + converted
                 step(f"warm up {name}")
-                worker.ask({"op": "run", "paths": [str(workloads[0].entries[0].audio)]})
-            except WorkerError as e:
+                first = config.worker_inputs([workloads[0].entries[0].audio], Path(scratch.name))
+                worker.ask({"op": "run", "paths": first})
+            except (WorkerError, MalsoriError, OSError) as e:
                 results[name] = ConfigResult(name, config.summary, "failed", str(e))
                 worker.close()
                 continue
-            live.append(_Live(name, worker, loaded))
+            live.append(_Live(name, config, worker, loaded))
         for workload in workloads:
-            _run_workload(live, workload, repeats, step)
+            _run_workload(live, workload, repeats, step, Path(scratch.name))
         for item in live:
             if item.error is None:
                 try:
@@ -288,17 +294,26 @@ def run_bench(
             item.worker.stop()
         for item in live:
             item.worker.close()
+        scratch.cleanup()
     for item in live:
         results[item.name] = _result(item, workloads, probe, model_shape)
     ordered = tuple(results[n] for n in names)
     return BenchReport(ordered, probe, dict(meta or {}))
 
 
-def _run_workload(live: list[_Live], workload: Workload, repeats: int, step: Progress) -> None:
+def _run_workload(
+    live: list[_Live], workload: Workload, repeats: int, step: Progress, scratch: Path
+) -> None:
     eligible = [
         x for x in live if x.error is None and (workload.name == SHORT or CONFIGS[x.name].long_form)
     ]
-    paths = [str(e.audio) for e in workload.entries]
+    for item in eligible:
+        audio = [e.audio for e in workload.entries]
+        try:
+            item.inputs[workload.name] = item.config.worker_inputs(audio, scratch)
+        except (MalsoriError, OSError) as e:
+            item.error = f"{item.name}: {e}"
+    eligible = [x for x in eligible if x.error is None]
     for r in range(repeats):
         shift = r % len(eligible) if eligible else 0
         for item in eligible[shift:] + eligible[:shift]:
@@ -306,7 +321,7 @@ def _run_workload(live: list[_Live], workload: Workload, repeats: int, step: Pro
                 continue
             step(f"{workload.name} {r + 1}/{repeats} {item.name}")
             try:
-                reply = item.worker.ask({"op": "run", "paths": paths})
+                reply = item.worker.ask({"op": "run", "paths": item.inputs[workload.name]})
             except WorkerError as e:
                 item.error = str(e)
                 continue

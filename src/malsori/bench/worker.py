@@ -1,42 +1,26 @@
 """One configuration in its own process, so that its peak memory is its own.
 
-``python -m malsori.bench.worker`` reads one JSON request a line on stdin and answers one JSON
-line each on the stdout it started with (anything the engines print goes to stderr instead):
+``python -m malsori.bench.worker`` speaks ``malsori.bench.protocol`` (one JSON request a line
+on stdin, one JSON reply a line on stdout):
 
 - ``{"op": "load", "config": NAME, "model": M, "device": D, "threads": N}``:
   ``{"ok": true, "load_s": ..., "prepare_s": ..., "size_bytes": ...}``
 - ``{"op": "run", "paths": [...]}``: ``{"ok": true, "outputs": [[text, language], ...],
   "wall_s": ...}``
 - ``{"op": "stats"}``: ``{"ok": true, "peak_rss_bytes": ..., "peak_gpu_bytes": ...}``
-
-A failure answers ``{"ok": false, "error": "..."}`` and the worker goes on reading.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import resource
 import sys
 import time
-import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .configs import BenchConfig, Setting, make
+from .protocol import peak_rss_bytes, serve_stdio
 
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory: ``VmHWM`` of its own address space. (``ru_maxrss``
-    would not do: Linux carries the parent's peak over into a child at fork.)"""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: kilobytes
+__all__ = ["Worker", "peak_gpu_bytes", "peak_rss_bytes"]
 
 
 def peak_gpu_bytes() -> int | None:
@@ -87,28 +71,8 @@ class Worker:
         return {"ok": False, "error": f"unknown request {op!r}"}
 
 
-def serve(requests: IO[str], replies: IO[str]) -> None:
-    worker = Worker()
-    for line in requests:
-        if not line.strip():
-            continue
-        try:
-            reply = worker.handle(json.loads(line))
-        except Exception as e:  # reported to the parent, which marks the configuration failed
-            traceback.print_exc(file=sys.stderr)
-            reply = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
-        replies.write(json.dumps(reply, ensure_ascii=False) + "\n")
-        replies.flush()
-
-
 def main() -> None:
-    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # engines that print (whisper.cpp, tqdm) write to stderr from now on
-    sys.stdout = sys.stderr
-    serve(sys.stdin, replies)
-    replies.close()
-    sys.stderr.flush()
-    os._exit(0)  # no interpreter teardown: engine threads can hold it up for many seconds
+    serve_stdio(Worker().handle)
 
 
 if __name__ == "__main__":

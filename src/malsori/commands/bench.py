@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from ..registry import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..bench.configs import CONFIGS, EXTRA_CONFIGS
+    from ..bench.configs import CONFIGS, EXTRA_CONFIGS, ONNX_PYTHON_ENV
 
     p = sub.add_parser(
         "bench",
@@ -42,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--model", default=DEFAULT_MODEL_NAME,
                    help=f"the packaged model every configuration runs (default: "
                    f"{DEFAULT_MODEL_NAME})")  # fmt: skip
+    p.add_argument("--onnx-python", default=os.environ.get(ONNX_PYTHON_ENV) or None,
+                   metavar="PATH",
+                   help="the Python of a separate environment with optimum-onnx, which runs the "
+                   "onnx and onnx-int8 configurations (optimum-onnx pins transformers<4.58, "
+                   "malsori needs >=5); without it they are skipped. Make one with: "
+                   "python3 -m venv /work/onnx-venv && /work/onnx-venv/bin/pip install "
+                   "'optimum-onnx[onnxruntime]' (default: $" + ONNX_PYTHON_ENV + ")")  # fmt: skip
     p.add_argument("--no-probe", action="store_true", help="skip the GEMM throughput probe")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_bench)
@@ -65,6 +73,7 @@ def run_bench(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         probe=not args.no_probe,
+        onnx_python=None if args.onnx_python is None else Path(args.onnx_python),
         extra_meta={"command_line": shlex.join(["malsori", *sys.argv[1:]])},
     )
     with tqdm(desc="bench", unit="step", file=sys.stderr, leave=False,

@@ -267,6 +267,9 @@ def real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     from .test_real_server import ServerProcess, make_key
 
     monkeypatch.setenv("MALSORI_REALTIME__BURST_S", "120")  # no pacing: the test sends at once
+    # Always the beam: past its decode-time budget a stream decodes greedily, so on a busy
+    # machine its text would depend on the load, and the test compares it with HTTP's.
+    monkeypatch.setenv("MALSORI_REALTIME__DECODE_BUDGET_S", "0")
     data_dir = tmp_path / "data"
     key = make_key(data_dir)
     proc = ServerProcess(data_dir)
@@ -332,7 +335,11 @@ def test_the_official_python_client_against_a_real_server(
     assert kinds[0] == "session.created"
     assert kinds.count("input_audio_buffer.speech_started") >= 1
     realtime = " ".join(texts)
-    assert _wer(truth, realtime) <= _wer(truth, http) + 0.01, (http, realtime)
+    # A live stream commits words as the audio arrives: which decodes ran, on how much audio,
+    # depends on timing, and a word may differ from the whole-file decode ("water" / "walk in"
+    # seen under load); within two words of HTTP's is the same quality.
+    two_words = 2 / len(truth.split())
+    assert _wer(truth, realtime) <= _wer(truth, http) + two_words + 1e-9, (http, realtime)
 
     # The beta client always connects with wss:// unless told the WebSocket address.
     client = OpenAI(base_url=f"{proc.url}/v1", api_key=key,
